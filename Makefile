@@ -1,0 +1,44 @@
+# The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test test-fast lint vendor-htmx services clean
+
+$(VENV)/.ok-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian, install python3-venv"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.ok-run: $(VENV)/.ok-python pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.ok-dev: $(VENV)/.ok-run
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.ok-run
+	$(PY) -m kws_admin.demo
+
+services:
+	bash deploy/ensure-services.sh
+
+test: $(VENV)/.ok-dev services
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.ok-dev
+	$(PY) -m pytest -m "not system and not browser"
+
+lint: $(VENV)/.ok-dev
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# htmx is vendored from its npm package, never loaded from a CDN.
+vendor-htmx:
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent htmx.org@2.0.11 && tar xzf htmx.org-2.0.11.tgz && \
+		cp package/dist/htmx.min.js package/LICENSE $(CURDIR)/static/vendor/htmx/ && rm -r $$tmp
+
+clean:
+	rm -rf var

@@ -1,0 +1,62 @@
+"""Prepare a node: migrate, give it a database UUID, apply first-boot settings, make the admin."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from kws_admin import config
+from kws_admin.models import ConfigValue, PasswordChangeRequired
+from kws_admin.services import config_update
+
+
+class Command(BaseCommand):
+    help = "Migrate and bootstrap this node; safe to re-run."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="first-boot configuration, applied only while the node has none yet",
+        )
+        parser.add_argument("--admin", default="", help="create this admin account if missing")
+        parser.add_argument("--admin-password", default="", help="its password (else generated)")
+
+    def handle(self, *args, set: list[str], admin: str, admin_password: str, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        first_boot = not ConfigValue.objects.exists()
+        changes = {}
+        for item in set:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise CommandError(f"--set {item!r}: use KEY=VALUE")
+            changes[name] = value
+        try:
+            if first_boot:
+                change = config_update(changes=changes, actor="kwsinit")
+                for note in change.notes:
+                    self.stdout.write(note)
+            elif changes:
+                self.stdout.write("configuration exists; first-boot settings left alone")
+        except config.ConfigError as exc:
+            raise CommandError(f"first-boot settings refused: {exc}") from None
+        if admin:
+            self._ensure_admin(admin, admin_password)
+
+    def _ensure_admin(self, username: str, password: str) -> None:
+        User = get_user_model()
+        if User.objects.filter(username=username).exists():
+            self.stdout.write(f"admin account {username!r} exists")
+            return
+        password = password or secrets.token_urlsafe(9)
+        with transaction.atomic():
+            user = User.objects.create_superuser(username=username, password=password, email="")
+            PasswordChangeRequired.objects.create(user=user)
+        self.stdout.write(
+            f"admin account created: user {username!r}, password {password!r} "
+            "(to be changed at first login)"
+        )

@@ -1,0 +1,93 @@
+"""Configuration of this node: read, change, export and import by dotted key.
+
+The GUI forms, the ``kwsconfig`` command and imports all come through
+``config_update``, so every path validates the same way and a refused change
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from kws_admin import config
+from kws_admin.models import ConfigValue
+from redundancy.services import event_record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ConfigChange:
+    changed: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def config_read() -> dict[str, Any]:
+    """The whole configuration: stored values over the defaults."""
+    values = config.defaults()
+    stored = dict(ConfigValue.objects.values_list("key", "value"))
+    for name, text in stored.items():
+        if name in config.KEYS:
+            values[name] = config.KEYS[name].parse(text)
+    return values
+
+
+def config_get(name: str) -> Any:
+    if name not in config.KEYS:
+        raise config.ConfigError({name: config.unknown_key_message(name)})
+    return config_read()[name]
+
+
+def config_update(*, changes: Mapping[str, str], actor: str) -> ConfigChange:
+    """Validate and store text values by key, all or nothing.
+
+    Raises ConfigError naming each refused key and its rule; nothing is written
+    then. Records one event naming the changed keys (never secret values).
+    """
+    parsed = config.parse_values(changes)
+    with transaction.atomic():
+        old = config_read()
+        new = {**old, **parsed}
+        notes = config.normalize(old, new, set(parsed))
+        errors = config.check_rules(new)
+        if errors:
+            raise config.ConfigError(errors)
+        result = ConfigChange(notes=notes)
+        for name, value in new.items():
+            if value != old[name]:
+                ConfigValue.objects.update_or_create(
+                    key=name, defaults={"value": config.format_value(name, value)}
+                )
+                result.changed[name] = value
+        if result.changed:
+            described = ", ".join(
+                name if config.KEYS[name].secret else f"{name}={config.format_value(name, value)}"
+                for name, value in sorted(result.changed.items())
+            )
+            event_record(kind="config", message=f"Configuration changed: {described}", actor=actor)
+    return result
+
+
+def config_export(*, include_secrets: bool = False) -> str:
+    return config.export_text(config_read(), include_secrets=include_secrets)
+
+
+def config_import(*, text: str, actor: str) -> ConfigChange:
+    """Apply an export file; a file with any bad line or value changes nothing."""
+    return config_update(changes=config.parse_export_text(text), actor=actor)
+
+
+def database_uuid_reset(*, actor: str) -> ConfigChange:
+    """The seed's reset: a new UUID on a master or single server; on a backup the
+    UUID is emptied and fetched from the master when the backup joins."""
+    if config_get("redundancy.mode") == "slave":
+        new_uuid = ""
+    else:
+        new_uuid = str(uuid.uuid4())
+    return config_update(changes={"redundancy.database_uuid": new_uuid}, actor=actor)

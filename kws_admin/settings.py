@@ -1,0 +1,242 @@
+"""KWS Admin settings: the only module that reads the environment.
+
+Every variable is named ``KWS_*``; secrets may also come from a file named by
+``KWS_<NAME>_FILE``. Bad values fail loudly with ImproperlyConfigured.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(f"KWS_{name}", default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(f"KWS_{name}")
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"KWS_{name}={raw!r} is not a boolean (use true or false)")
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(f"KWS_{name}")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"KWS_{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"KWS_{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """A secret from KWS_<NAME>, or from the file named by KWS_<NAME>_FILE."""
+    path = os.environ.get(f"KWS_{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"KWS_{name}_FILE: cannot read {path}: {exc}") from None
+    return os.environ.get(f"KWS_{name}", default)
+
+
+# --- The node --------------------------------------------------------------
+
+# Where an embedded node keeps its database, broker queue and beat schedule.
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var" / "node"))).resolve()
+NODE_NAME = env_str("NODE_NAME", "kws")
+# Which of the node's processes this is (web, worker, beat, cli); set by the launcher.
+PROCESS_ROLE = env_str("PROCESS_ROLE", "cli")
+# The firmware this server runs; a backup joins only a master with the same firmware.
+FIRMWARE_VERSION = env_str("FIRMWARE", "PCS06B")
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    # A node without a configured key keeps a generated one in its data folder, so
+    # sessions survive a restart and the key never sits in the repository.
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        SECRET_KEY = key_file.read_text().strip()
+    else:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        SECRET_KEY = secrets.token_urlsafe(50)
+        key_file.write_text(SECRET_KEY)
+        key_file.chmod(0o600)
+
+ALLOWED_HOSTS = [h for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "kws_admin",
+    "redundancy",
+    "users",
+    "licensing",
+    "basestations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "kws_admin.middleware.PasswordChangeRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "kws_admin.urls"
+WSGI_APPLICATION = "kws_admin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "kws_admin.context_processors.node",
+            ],
+        },
+    },
+]
+
+# --- Storage: SQLite embedded, PostgreSQL with KWS_DATABASE_URL ---------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"KWS_DATABASE_URL: {exc}") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # Web, worker and beat write the same file: WAL lets readers run beside
+            # the writer, IMMEDIATE takes the write lock up front instead of failing
+            # an upgrade half way through a transaction.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth ------------------------------------------------------------------
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "status"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_COOKIE_NAME = f"kws_session_{NODE_NAME}"
+CSRF_COOKIE_NAME = f"kws_csrf_{NODE_NAME}"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+# Serve from the finders so a node needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Celery: an embedded filesystem broker, Redis with KWS_BROKER_URL --------
+
+BROKER_URL = env_str("BROKER_URL")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+if BROKER_URL:
+    CELERY_BROKER_URL = BROKER_URL
+else:
+    BROKER_DIR = DATA_DIR / "broker"
+    for _folder in ("queue", "processed"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Heartbeat and detection settings of the redundancy engine (seconds).
+HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 1.0, minimum=0.1)
+DETECTION_WINDOW = env_float("DETECTION_WINDOW", 3.0, minimum=0.5)
+
+# --- Logging: every line names the node and the process --------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"node": {"()": "kws_admin.logging.NodeFilter"}},
+    "formatters": {
+        "node": {
+            "format": "%(asctime)s [%(node)s/%(role)s %(process)d] %(levelname)s %(name)s: %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["node"], "formatter": "node"}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": LOG_LEVEL},
+        # One line per task every second drowns what matters; failures still show.
+        "celery.beat": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "kombu.connection": {"level": "ERROR"},
+    },
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {
+        "task": "redundancy.heartbeat",
+        "schedule": HEARTBEAT_INTERVAL,
+        # A missed tick is worthless later: never let ticks pile up in the queue.
+        "options": {"expires": HEARTBEAT_INTERVAL * 2},
+    },
+}

@@ -1,0 +1,17 @@
+from functools import partial
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from kws_admin import views
+
+urlpatterns = [
+    path("", include("redundancy.urls")),
+    path("users/", include("users.urls")),
+    path("basestations/", include("basestations.urls")),
+    path("licenses/", include("licensing.urls")),
+    path("partials/node-header/", views.node_header, name="node_header"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", views.PasswordChangeView.as_view(), name="password_change"),
+]

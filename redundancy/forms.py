@@ -1,0 +1,56 @@
+from django import forms
+
+from kws_admin import config
+
+# Form field -> configuration key. The rules live in kws_admin.config, not here.
+FIELD_KEYS = {
+    "mode": "redundancy.mode",
+    "peer": "redundancy.peer",
+    "failover_time": "redundancy.failover_time",
+    "secret": "redundancy.secret",
+}
+
+
+class RedundancyForm(forms.Form):
+    mode = forms.ChoiceField(
+        label="Node type", choices=[(m, config.MODE_LABELS[m]) for m in config.MODES]
+    )
+    peer = forms.CharField(
+        label="Peer node",
+        required=False,
+        help_text=config.KEYS["redundancy.peer"].help,
+    )
+    failover_time = forms.CharField(
+        label="Failover time (s)",
+        help_text=config.KEYS["redundancy.failover_time"].help,
+    )
+    secret = forms.CharField(
+        label="Pairing secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the current secret. "
+        + config.KEYS["redundancy.secret"].help,
+    )
+
+    def changes(self) -> dict[str, str]:
+        """The submitted values as configuration text by key; an empty secret is kept."""
+        data = self.cleaned_data
+        changes = {key: data[name] for name, key in FIELD_KEYS.items()}
+        if not changes["redundancy.secret"]:
+            del changes["redundancy.secret"]
+        return changes
+
+    def add_config_errors(self, exc: config.ConfigError) -> None:
+        by_key = {key: name for name, key in FIELD_KEYS.items()}
+        for key, message in exc.errors.items():
+            name = by_key.get(key)
+            label = config.KEYS[key].label if key in config.KEYS else key
+            self.add_error(name, f"{label}: {message}" if name is None else message)
+
+    @staticmethod
+    def initial_from(values: dict) -> dict:
+        return {
+            "mode": values["redundancy.mode"],
+            "peer": values["redundancy.peer"],
+            "failover_time": str(values["redundancy.failover_time"]),
+        }

@@ -1,0 +1,48 @@
+from django.db import models
+
+
+class Phase(models.TextChoices):
+    SINGLE = "single", "single"
+    NORMAL = "normal", "normal"
+    PEER_LOST = "peer_lost", "peer lost"
+    FAILOVER = "failover", "failover"
+    REJECTED = "rejected", "rejected"
+
+
+class NodeState(models.Model):
+    """The runtime state of this node as the redundancy engine last decided it (one row)."""
+
+    phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.SINGLE)
+    locked = models.BooleanField(default=False)
+    lock_reason = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    last_tick = models.DateTimeField(null=True, blank=True)
+    peer_last_heartbeat = models.DateTimeField(null=True, blank=True)
+    peer_info = models.JSONField(default=dict, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    @classmethod
+    def load(cls) -> "NodeState":
+        state, _ = cls.objects.get_or_create(pk=1)
+        return state
+
+
+class Event(models.Model):
+    """An entry of the event log; each node keeps its own."""
+
+    class Severity(models.TextChoices):
+        INFO = "info", "info"
+        WARNING = "warning", "warning"
+        ERROR = "error", "error"
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40, db_index=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.INFO)
+    message = models.TextField()
+    actor = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"

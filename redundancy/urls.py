@@ -1,0 +1,14 @@
+from django.urls import path
+
+from redundancy import views
+
+urlpatterns = [
+    path("", views.status, name="status"),
+    path("configuration/redundancy/", views.redundancy_settings, name="redundancy_settings"),
+    path(
+        "configuration/redundancy/reset-uuid/",
+        views.database_uuid_reset,
+        name="database_uuid_reset",
+    ),
+    path("events/", views.event_list, name="event_list"),
+]

@@ -1,0 +1,81 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from kws_admin import config
+from kws_admin.services import config_read, config_update
+from kws_admin.services import database_uuid_reset as database_uuid_reset_service
+from redundancy.forms import RedundancyForm
+from redundancy.models import Event
+
+
+def status(request):
+    return render(request, "redundancy/status.html")
+
+
+def redundancy_settings(request):
+    values = config_read()
+    if request.method == "POST":
+        form = RedundancyForm(request.POST)
+        if form.is_valid():
+            try:
+                change = config_update(changes=form.changes(), actor=request.user.username)
+            except config.ConfigError as exc:
+                form.add_config_errors(exc)
+            else:
+                for note in change.notes:
+                    messages.info(request, note)
+                if change.changed:
+                    messages.success(request, "Redundancy settings saved.")
+                else:
+                    messages.info(request, "Nothing changed.")
+                return redirect("redundancy_settings")
+    else:
+        form = RedundancyForm(initial=RedundancyForm.initial_from(values))
+    return render(
+        request,
+        "redundancy/settings.html",
+        {
+            "form": form,
+            "database_uuid": values["redundancy.database_uuid"],
+            "secret_set": bool(values["redundancy.secret"]),
+            "mode": values["redundancy.mode"],
+        },
+    )
+
+
+@require_POST
+def database_uuid_reset(request):
+    change = database_uuid_reset_service(actor=request.user.username)
+    for note in change.notes:
+        messages.info(request, note)
+    new_uuid = change.changed.get("redundancy.database_uuid")
+    if new_uuid:
+        messages.success(request, f"New database UUID: {new_uuid}")
+    elif "redundancy.database_uuid" in change.changed:
+        messages.success(
+            request, "Database UUID reset: it is fetched from the master when this backup joins."
+        )
+    return redirect("redundancy_settings")
+
+
+def event_list(request):
+    events = Event.objects.all()
+    kind = request.GET.get("kind", "")
+    severity = request.GET.get("severity", "")
+    if kind:
+        events = events.filter(kind=kind)
+    if severity:
+        events = events.filter(severity=severity)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    kinds = Event.objects.order_by("kind").values_list("kind", flat=True).distinct()
+    context = {
+        "page": page,
+        "kinds": kinds,
+        "kind": kind,
+        "severity": severity,
+        "severities": Event.Severity.choices,
+    }
+    template = "redundancy/partials/event_table.html" if request.htmx else "redundancy/events.html"
+    return render(request, template, context)

@@ -1,0 +1,32 @@
+from django.db import models
+
+
+class Node(models.TextChoices):
+    MASTER = "M", "M"
+    BACKUP = "S", "S"
+
+
+class DectUser(models.Model):
+    """A handset user of the DECT system and the server (NODE) that handles it."""
+
+    class Subscription(models.TextChoices):
+        NONE = "none", "not subscribed"
+        ENABLED = "enabled", "subscription enabled"
+        SUBSCRIBED = "subscribed", "subscribed"
+
+    extension = models.CharField(max_length=32, unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    ipei = models.CharField("IPEI", max_length=13, unique=True, null=True, blank=True)
+    access_code = models.CharField(max_length=8, blank=True)
+    sip_username = models.CharField("SIP user", max_length=64, blank=True)
+    sip_password = models.CharField("SIP password", max_length=128, blank=True)
+    subscription = models.CharField(
+        max_length=12, choices=Subscription.choices, default=Subscription.NONE
+    )
+    node = models.CharField("NODE", max_length=1, choices=Node.choices, default=Node.MASTER)
+
+    class Meta:
+        ordering = ["extension"]
+
+    def __str__(self) -> str:
+        return f"{self.extension} {self.display_name}".strip()

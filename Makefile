@@ -26,11 +26,16 @@ demo: $(VENV)/.ok-run
 services:
 	bash deploy/ensure-services.sh
 
+# The tests use the machine's PostgreSQL and Redis (deploy/ensure-services.sh);
+# system tests start their own per-node servers beside them.
+TEST_ENV := KWS_DATABASE_URL=postgres://kws:kws@127.0.0.1:5432/kws \
+	KWS_BROKER_URL=redis://127.0.0.1:6379/15 KWS_DATA_DIR=$(CURDIR)/var/test
+
 test: $(VENV)/.ok-dev services
-	$(PY) -m pytest
+	$(TEST_ENV) $(PY) -m pytest
 
 test-fast: $(VENV)/.ok-dev
-	$(PY) -m pytest -m "not system and not browser"
+	$(TEST_ENV) $(PY) -m pytest -m "not system and not browser"
 
 lint: $(VENV)/.ok-dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,0 +1,68 @@
+"""Every page needs a login; writes need CSRF; an initial password must be changed."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from kws_admin.models import PasswordChangeRequired
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {"login"}
+
+
+def named_urls(resolver=None, prefix=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from named_urls(entry, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern) and entry.name and "<" not in str(entry.pattern):
+            yield entry.name, "/" + prefix + str(entry.pattern)
+
+
+def test_the_url_walk_finds_the_pages():
+    names = {name for name, _ in named_urls()}
+    assert {"status", "user_list", "redundancy_settings", "event_list", "node_header"} <= names
+
+
+@pytest.mark.parametrize(("name", "path"), [u for u in named_urls() if u[0] not in PUBLIC])
+def test_every_page_redirects_an_anonymous_visitor_to_login(client, name, path):
+    response = client.get(path)
+    assert response.status_code == 302, name
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_login_page_is_public(client):
+    assert client.get(reverse("login")).status_code == 200
+
+
+def test_a_post_without_csrf_token_is_refused(admin_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post(reverse("redundancy_settings"), {"mode": "single", "failover_time": "9"})
+    assert response.status_code == 403
+
+
+def test_an_account_with_its_initial_password_must_change_it_first(client):
+    user = get_user_model().objects.create_superuser("admin", password="initial-pw-1")
+    PasswordChangeRequired.objects.create(user=user)
+    assert client.login(username="admin", password="initial-pw-1")
+
+    response = client.get(reverse("user_list"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("password_change")
+    assert "still has its initial password" in client.get(reverse("password_change")).text
+
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "initial-pw-1",
+            "new_password1": "a much better one 77",
+            "new_password2": "a much better one 77",
+        },
+    )
+    assert response.status_code == 302
+    assert client.get(reverse("user_list")).status_code == 200
+    assert not PasswordChangeRequired.objects.filter(user=user).exists()

@@ -180,8 +180,7 @@ def unknown_key_message(name: str) -> str:
     return f"unknown configuration key; known keys: {', '.join(sorted(KEYS))}"
 
 
-def parse_values(texts: Mapping[str, str]) -> dict[str, Any]:
-    """Parse text values by key; raise ConfigError naming every bad key."""
+def _parse_each(texts: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, text in texts.items():
@@ -193,9 +192,31 @@ def parse_values(texts: Mapping[str, str]) -> dict[str, Any]:
             values[name] = key.parse(str(text))
         except ValueError as exc:
             errors[name] = str(exc)
+    return values, errors
+
+
+def parse_values(texts: Mapping[str, str]) -> dict[str, Any]:
+    """Parse text values by key; raise ConfigError naming every bad key."""
+    values, errors = _parse_each(texts)
     if errors:
         raise ConfigError(errors)
     return values
+
+
+def apply_change(old: Mapping[str, Any], texts: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The configuration after a change of text values, and notes for the admin.
+
+    Raises ConfigError naming every refused key at once: values that do not
+    parse and rules the resulting configuration would break.
+    """
+    values, errors = _parse_each(texts)
+    new = {**old, **values}
+    notes = normalize(old, new, set(values))
+    for name, message in check_rules(new).items():
+        errors.setdefault(name, message)
+    if errors:
+        raise ConfigError(errors)
+    return new, notes
 
 
 def check_rules(config: Mapping[str, Any]) -> dict[str, str]:

@@ -50,14 +50,9 @@ def config_update(*, changes: Mapping[str, str], actor: str) -> ConfigChange:
     Raises ConfigError naming each refused key and its rule; nothing is written
     then. Records one event naming the changed keys (never secret values).
     """
-    parsed = config.parse_values(changes)
     with transaction.atomic():
         old = config_read()
-        new = {**old, **parsed}
-        notes = config.normalize(old, new, set(parsed))
-        errors = config.check_rules(new)
-        if errors:
-            raise config.ConfigError(errors)
+        new, notes = config.apply_change(old, changes)
         result = ConfigChange(notes=notes)
         for name, value in new.items():
             if value != old[name]:

@@ -7,11 +7,11 @@ from kws_admin import config
 from kws_admin.services import config_read, config_update
 from kws_admin.services import database_uuid_reset as database_uuid_reset_service
 from redundancy.forms import RedundancyForm
-from redundancy.models import Event
+from redundancy.models import Event, NodeState
 
 
 def status(request):
-    return render(request, "redundancy/status.html")
+    return render(request, "redundancy/status.html", {"state": NodeState.load()})
 
 
 def redundancy_settings(request):

@@ -17,8 +17,11 @@ class NodeState(models.Model):
     lock_reason = models.CharField(max_length=200, blank=True)
     reason = models.CharField(max_length=300, blank=True)
     last_tick = models.DateTimeField(null=True, blank=True)
-    peer_last_heartbeat = models.DateTimeField(null=True, blank=True)
-    peer_info = models.JSONField(default=dict, blank=True)
+    # The last valid message of the peer and what it said (its heartbeat status).
+    peer_seen_at = models.DateTimeField(null=True, blank=True)
+    peer_status = models.JSONField(default=dict, blank=True)
+    # The state machine's own memory (redundancy.statemachine.EngineState as JSON).
+    engine = models.JSONField(default=dict, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     @classmethod
@@ -46,3 +49,14 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
+
+
+class SeenNonce(models.Model):
+    """Nonces of accepted peer messages, kept while their timestamps are fresh."""
+
+    nonce = models.CharField(max_length=64, primary_key=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+
+# Replication has its own module; Django finds models through this one.
+from redundancy.replication_models import *  # noqa: E402, F401, F403

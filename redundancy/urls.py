@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from redundancy import views
 
@@ -11,4 +11,9 @@ urlpatterns = [
         name="database_uuid_reset",
     ),
     path("events/", views.event_list, name="event_list"),
+]
+
+# The peer API between the two servers (signed; no login, no CSRF).
+urlpatterns += [
+    path("api/peer/", include("redundancy.api_urls")),
 ]

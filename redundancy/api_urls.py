@@ -1,0 +1,8 @@
+from django.urls import path
+
+from redundancy import api, replication_api
+
+urlpatterns = [
+    path("heartbeat", api.heartbeat, name="peer_heartbeat"),
+    *replication_api.urlpatterns,
+]

@@ -1,0 +1,3 @@
+"""Peer API endpoints of replication."""
+
+urlpatterns: list = []

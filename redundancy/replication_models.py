@@ -1,0 +1,1 @@
+"""Models of replication (the change log and the backup's position)."""

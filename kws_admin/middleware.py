@@ -1,4 +1,4 @@
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from kws_admin.models import PasswordChangeRequired
@@ -20,3 +20,22 @@ class PasswordChangeRequiredMiddleware:
             ):
                 return redirect("password_change")
         return self.get_response(request)
+
+
+class LockedMiddleware:
+    """Answers a write refused by the configuration lock with HTTP 423 and the reason."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from redundancy.locks import Locked
+
+        if not isinstance(exception, Locked):
+            return None
+        if request.htmx:
+            return render(request, "kws_admin/partials/locked.html", {"reason": exception.reason}, status=423)
+        return render(request, "kws_admin/locked.html", {"reason": exception.reason}, status=423)

@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "kws_admin.middleware.LockedMiddleware",
 ]
 
 ROOT_URLCONF = "kws_admin.urls"

@@ -10,3 +10,6 @@ from redundancy.models import NodeState
 def heartbeat() -> None:
     """Beat's periodic tick: proves the worker and beat are alive."""
     NodeState.objects.update_or_create(pk=1, defaults={"last_tick": timezone.now()})
+
+# Replication's tasks live beside its services; importing them registers them.
+from redundancy.replication_tasks import *  # noqa: E402, F401, F403

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the system services the tests need are installed and running:
-# PostgreSQL (with a `kws` role), Redis and Chromium. Installs what is missing
+# PostgreSQL (with a `kws` role), Redis, Chromium and Kamailio (the PBX). Installs what is missing
 # from Debian's packages (as root), starts what is not running. Safe to re-run.
 set -euo pipefail
 
@@ -14,6 +14,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v psql >/dev/null || missing+=(postgresql-client)
+[ -x /usr/sbin/kamailio ] || missing+=(kamailio)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ] || ls /usr/lib/*/kamailio/modules/db_sqlite.so >/dev/null 2>&1 || missing+=(kamailio-sqlite-modules)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -64,4 +67,4 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     --dir /tmp --logfile "/tmp/redis-$REDIS_PORT.log"
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
-say "PostgreSQL on $PG_PORT, Redis on $REDIS_PORT, Chromium at /usr/bin/chromium: ready"
+say "PostgreSQL on $PG_PORT, Redis on $REDIS_PORT, Chromium and Kamailio installed: ready"

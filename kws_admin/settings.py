@@ -241,4 +241,5 @@ CELERY_BEAT_SCHEDULE = {
         # A missed tick is worthless later: never let ticks pile up in the queue.
         "options": {"expires": HEARTBEAT_INTERVAL * 2},
     },
+    "housekeeping": {"task": "redundancy.housekeeping", "schedule": 60.0},
 }

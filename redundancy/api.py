@@ -1,8 +1,9 @@
 """Peer API endpoints of the redundancy engine."""
 
+from redundancy.engine import heartbeat_answer
 from redundancy.peer import peer_endpoint
 
 
 @peer_endpoint
 def heartbeat(request, payload):
-    return 200, {}
+    return heartbeat_answer(payload)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -7,11 +8,15 @@ from kws_admin import config
 from kws_admin.services import config_read, config_update
 from kws_admin.services import database_uuid_reset as database_uuid_reset_service
 from redundancy.forms import RedundancyForm
-from redundancy.models import Event, NodeState
+from redundancy.models import Event
+from redundancy.selectors import pair_overview
 
 
 def status(request):
-    return render(request, "redundancy/status.html", {"state": NodeState.load()})
+    own, peer, state = pair_overview()
+    context = {"own": own, "peer": peer, "state": state, "detection_window": settings.DETECTION_WINDOW}
+    template = "redundancy/partials/pair_status.html" if request.htmx else "redundancy/status.html"
+    return render(request, template, context)
 
 
 def redundancy_settings(request):

@@ -25,11 +25,24 @@ def test_the_url_walk_finds_the_pages():
     assert {"status", "user_list", "redundancy_settings", "event_list", "node_header"} <= names
 
 
-@pytest.mark.parametrize(("name", "path"), [u for u in named_urls() if u[0] not in PUBLIC])
+def is_peer_api(path):
+    return path.startswith("/api/peer/")
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [u for u in named_urls() if u[0] not in PUBLIC and not is_peer_api(u[1])]
+)
 def test_every_page_redirects_an_anonymous_visitor_to_login(client, name, path):
     response = client.get(path)
     assert response.status_code == 302, name
     assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(("name", "path"), [u for u in named_urls() if is_peer_api(u[1])])
+def test_every_peer_api_endpoint_refuses_an_unsigned_request(client, name, path):
+    response = client.post(path, b"{}", content_type="application/json")
+    assert response.status_code == 401, name
+    assert "error" in response.json()
 
 
 def test_the_login_page_is_public(client):

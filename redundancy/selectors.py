@@ -1,0 +1,79 @@
+"""Reads of the redundancy engine for the Status page and the header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from kws_admin.config import MODE_LABELS
+from kws_admin.services import config_read
+from redundancy.models import NodeState, Phase
+from users.models import DectUser
+
+LETTER = {"master": "M", "slave": "S", "single": "M"}
+
+
+@dataclass(frozen=True)
+class NodeCard:
+    """One server as the Status page shows it."""
+
+    name: str
+    role: str
+    phase: str
+    heartbeat_age: float | None  # seconds since we last heard it (None: this server / never)
+    users_handled: int | None
+    firmware: str
+    database_uuid: str
+    replication: dict[str, Any]
+    is_self: bool
+
+
+def _role(mode: str) -> str:
+    return MODE_LABELS.get(mode, mode or "unknown")
+
+
+def _replication_status() -> dict[str, Any]:
+    try:
+        from redundancy.replication import replication_status
+    except ImportError:
+        return {}
+    return replication_status()
+
+
+def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
+    """This server and its peer side by side (the peer as its last heartbeat told)."""
+    values = config_read()
+    state = NodeState.load()
+    mode = values["redundancy.mode"]
+    handles = mode != "slave" or state.engine.get("handles_users", False)
+    own = NodeCard(
+        name=settings.NODE_NAME,
+        role=_role(mode),
+        phase=Phase(state.phase).label if mode != "single" else "single",
+        heartbeat_age=None,
+        users_handled=DectUser.objects.filter(node=LETTER[mode]).count() if handles else 0,
+        firmware=settings.FIRMWARE_VERSION,
+        database_uuid=values["redundancy.database_uuid"],
+        replication=_replication_status(),
+        is_self=True,
+    )
+    if mode == "single":
+        return own, None, state
+    status = state.peer_status or {}
+    claims = status.get("claims") or {}
+    age = (timezone.now() - state.peer_seen_at).total_seconds() if state.peer_seen_at else None
+    peer = NodeCard(
+        name=claims.get("node") or values["redundancy.peer"],
+        role=_role(claims.get("mode", "")),
+        phase=Phase(status["phase"]).label if status.get("phase") in Phase.values else "unknown",
+        heartbeat_age=age,
+        users_handled=status.get("users_handled"),
+        firmware=claims.get("firmware", ""),
+        database_uuid=claims.get("database_uuid", ""),
+        replication=status.get("replication") or {},
+        is_self=False,
+    )
+    return own, peer, state

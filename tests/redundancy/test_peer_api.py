@@ -1,0 +1,130 @@
+"""The peer API over HTTP: signed, replay-proof, refusals logged once, bad input refused."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from kws_admin.services import config_update
+from redundancy import signing
+from redundancy.models import Event, NodeState
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "pairing-secret-0123456789"
+PATH = "/api/peer/heartbeat"
+
+
+@pytest.fixture
+def master(db):
+    config_update(
+        changes={"redundancy.mode": "master", "redundancy.peer": "127.0.0.1:8001",
+                 "redundancy.secret": SECRET},
+        actor="test",
+    )  # fmt: skip
+
+
+def backup_status(**claims):
+    return {"claims": {"node": "kws-b", "mode": "slave", "firmware": "PCS06B",
+                       "database_uuid": "", "features": {}, **claims}}  # fmt: skip
+
+
+def post(payload, *, secret=SECRET, headers=None, raw=None):
+    body = raw if raw is not None else json.dumps(payload).encode()
+    message = signing.sign_request(secret=secret, node="kws-b", method="POST", path=PATH, body=body)
+    sent = {**message.headers, **(headers or {})}
+    response = Client().post(PATH, body, content_type="application/json",
+                             headers=sent)  # fmt: skip
+    return response, message, sent, body
+
+
+def test_a_signed_heartbeat_is_answered_with_a_signed_status(master):
+    response, message, _, _ = post(backup_status())
+    assert response.status_code == 200
+    signing.verify_response(secret=SECRET, status=200, request_nonce=message.nonce,
+                            body=response.content, headers=response.headers)  # fmt: skip
+    answer = response.json()
+    assert answer["claims"]["mode"] == "master"
+    assert answer["verdict"]["needs_uuid"] is True
+    state = NodeState.load()
+    assert state.peer_status["claims"]["node"] == "kws-b" and state.peer_seen_at
+
+
+def test_the_verdict_names_a_firmware_mismatch(master):
+    from kws_admin.services import config_read
+
+    uuid = config_read()["redundancy.database_uuid"]
+    answer = post(backup_status(firmware="PCS05A", database_uuid=uuid))[0].json()
+    assert answer["verdict"] == {"accepted": False, "needs_uuid": False,
+                                 "reason": "firmware differs: master PCS06B, backup PCS05A"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "secret", "headers", "reason"),
+    [
+        ("wrong", "another-secret-123456789", None, "wrong signature"),
+        ("unsigned", SECRET, {signing.HEADER_SIGNATURE: ""}, "wrong signature"),
+        ("stale", SECRET, {signing.HEADER_TIME: "1000.000000"}, "wrong signature"),
+    ],
+)
+def test_wrongly_signed_messages_are_refused_and_change_nothing(master, kind, secret, headers, reason):
+    response = post(backup_status(), secret=secret, headers=headers)[0]
+    assert response.status_code == 401
+    assert reason in response.json()["error"]
+    assert NodeState.load().peer_seen_at is None
+
+
+def test_a_stale_but_correctly_signed_message_is_refused(master):
+    body = json.dumps(backup_status()).encode()
+    message = signing.sign_request(secret=SECRET, node="kws-b", method="POST", path=PATH, body=body,
+                                   now=1000.0)  # fmt: skip
+    response = Client().post(PATH, body, content_type="application/json", headers=message.headers)
+    assert response.status_code == 401
+    assert "stale message" in response.json()["error"]
+
+
+def test_a_replayed_message_is_refused(master):
+    first, _, headers, body = post(backup_status())
+    assert first.status_code == 200
+    replay = Client().post(PATH, body, content_type="application/json", headers=headers)
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "replayed message"
+
+
+def test_refusals_are_logged_once_per_reason(master):
+    for _ in range(5):
+        post(backup_status(), secret="another-secret-123456789")
+    refused = Event.objects.filter(kind="peer_refused")
+    assert refused.count() == 1
+    assert "wrong signature" in refused.get().message
+    assert SECRET not in refused.get().message
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ({"nothing": 1}, "a heartbeat needs a 'claims' object"),
+        ({"claims": {"node": 5, "mode": "slave", "firmware": "x", "database_uuid": ""}},
+         "claims.node must be a string"),
+        ({"claims": {"node": "b", "mode": "slave", "firmware": "x", "database_uuid": "",
+                     "features": []}}, "claims.features must be an object"),
+    ],
+)  # fmt: skip
+def test_malformed_heartbeats_get_a_clear_error_and_change_nothing(master, payload, error):
+    response = post(payload)[0]
+    assert response.status_code == 400
+    assert error in response.json()["error"]
+    assert NodeState.load().peer_seen_at is None
+
+
+def test_malformed_json_is_refused(master):
+    response = post(None, raw=b"{not json")[0]
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed JSON"
+
+
+def test_a_single_server_refuses_heartbeats(db):
+    config_update(changes={"redundancy.secret": SECRET}, actor="test")
+    response = post(backup_status())[0]
+    assert response.status_code == 409
+    assert "single server" in response.json()["error"]

@@ -44,12 +44,21 @@ def config_get(name: str) -> Any:
     return config_read()[name]
 
 
-def config_update(*, changes: Mapping[str, str], actor: str) -> ConfigChange:
+def config_update(
+    *, changes: Mapping[str, str], actor: str, during_failover: bool = False
+) -> ConfigChange:
     """Validate and store text values by key, all or nothing.
 
     Raises ConfigError naming each refused key and its rule; nothing is written
     then. Records one event naming the changed keys (never secret values).
+    During a failover on a backup nothing may be changed (redundancy.locks.Locked)
+    unless ``during_failover`` says the caller is an administration scenario
+    made for it (promotion) or the engine itself.
     """
+    if not during_failover:
+        from redundancy.locks import failover_check
+
+        failover_check()
     with transaction.atomic():
         old = config_read()
         new, notes = config.apply_change(old, changes)

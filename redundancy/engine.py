@@ -175,7 +175,11 @@ def _carry_out(action: sm.Action, values: dict[str, Any]) -> None:
     if isinstance(action, sm.RecordEvent):
         event_record(kind=action.kind, message=action.message, severity=action.severity)
     elif isinstance(action, sm.AdoptDatabaseUUID):
-        config_update(changes={"redundancy.database_uuid": action.database_uuid}, actor="engine")
+        config_update(
+            changes={"redundancy.database_uuid": action.database_uuid},
+            actor="engine",
+            during_failover=True,
+        )
         event_record(kind="join", message=f"Took the master's database UUID {action.database_uuid}")
     elif isinstance(action, sm.TakeOver):
         started = time.time()

@@ -7,8 +7,7 @@ during a failover nothing may be changed at all. Services call
 
 from __future__ import annotations
 
-from kws_admin.services import config_read
-from redundancy.models import NodeState
+from redundancy.models import NodeState, Phase
 
 
 class Locked(Exception):
@@ -24,6 +23,8 @@ def lock_reason() -> str:
     state = NodeState.load()
     if state.locked:
         return state.lock_reason or "configuration is locked"
+    from kws_admin.services import config_read
+
     if config_read()["redundancy.mode"] == "slave":
         return "this server is the backup: configuration is done on the master"
     return ""
@@ -34,3 +35,11 @@ def write_check() -> None:
     reason = lock_reason()
     if reason:
         raise Locked(reason)
+
+
+def failover_check() -> None:
+    """Raise Locked while this backup is in a failover: then nothing can be changed,
+    not even this server's own redundancy settings (promotion has its own action)."""
+    state = NodeState.load()
+    if state.phase == Phase.FAILOVER and state.locked:
+        raise Locked(state.lock_reason)

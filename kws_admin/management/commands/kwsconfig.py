@@ -32,10 +32,14 @@ class Command(BaseCommand):
         imp.add_argument("file", help="file, or - for standard input")
 
     def handle(self, *args, action: str, **options) -> None:
+        from redundancy.locks import Locked
+
         try:
             getattr(self, f"handle_{action}")(**options)
         except config.ConfigError as exc:
             raise _refusal(exc) from None
+        except Locked as exc:
+            raise CommandError(f"refused, nothing changed: configuration locked: {exc.reason}") from None
 
     def handle_get(self, *, keys: list[str], **_) -> None:
         values = config_read()

@@ -52,8 +52,12 @@ class Browser:
         return match.group(1) if match else ""
 
     def login(self, username: str, password: str, *, new_password: str = "") -> None:
+        """Log in; change an initial password to ``new_password`` when asked to, and
+        try ``new_password`` if ``password`` was already changed (accounts replicate)."""
         self.get("/login/")
         resp = self.post("/login/", {"username": username, "password": password})
+        if "/login/" in resp.url and new_password:
+            resp = self.post("/login/", {"username": username, "password": new_password})
         if resp.url.endswith("/password/") and new_password:
             resp = self.post(
                 "/password/",

@@ -53,5 +53,7 @@ def test_two_nodes_each_show_their_own_mode_and_run_worker_and_beat(tmp_path, cl
             assert node.name in header
             assert header_field(header, "mode") == mode
             assert wait_for_tick(browser).endswith("ago")
-    untagged = [line for line in cluster_log.lines if "[alpha/" not in line and "[beta/" not in line]
+    untagged = [
+        line for line in cluster_log.lines if "[alpha/" not in line and "[beta/" not in line
+    ]
     assert cluster_log.lines and not untagged

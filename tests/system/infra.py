@@ -1,0 +1,204 @@
+"""Real clusters for system tests and benchmarks: per-node PostgreSQL databases and
+Redis servers, and node processes started through kws_admin.cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from kws_admin.cluster import Node
+
+PG_ADMIN_URL = os.environ.get("KWS_TEST_PG_URL", "postgresql://kws:kws@127.0.0.1:5432/postgres")
+ADMIN_PASSWORD = "initial-Passw0rd"
+NEW_PASSWORD = "a-changed-Passw0rd"
+SECRET = "system-test-pairing-secret"
+# Fast engine timings for tests: heartbeats every 0.5 s, the peer lost after 2 s of silence.
+FAST = {"KWS_HEARTBEAT_INTERVAL": "0.5", "KWS_DETECTION_WINDOW": "2"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    check: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+        time.sleep(interval)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A Redis server of its own on a free loopback port; yields its URL."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="kws-redis-")
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _connects(port), timeout=10, interval=0.05, what="redis")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def pg_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database of its own; yields its URL and drops it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class LineLog:
+    """Collects every output line of a cluster so tests can wait for log lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+
+    def dump(self, last: int = 120) -> str:
+        return "\n".join(self.lines[-last:])
+
+
+@dataclass
+class NodeDB:
+    """Reads a node's own database directly, as an observer outside the node."""
+
+    url: str
+
+    def rows(self, sql: str, *params: Any) -> list[tuple]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def value(self, sql: str, *params: Any) -> Any:
+        rows = self.rows(sql, *params)
+        return rows[0][0] if rows else None
+
+    def phase(self) -> str | None:
+        return self.value("select phase from redundancy_nodestate where id = 1")
+
+    def locked(self) -> bool:
+        return bool(self.value("select locked from redundancy_nodestate where id = 1"))
+
+    def events(self, kind: str) -> list[tuple]:
+        return self.rows(
+            "select created, message from redundancy_event where kind = %s order by id", kind
+        )
+
+    def users_by_node(self) -> dict[str, int]:
+        return dict(self.rows("select node, count(*) from users_dectuser group by node"))
+
+    def config(self, key: str) -> str | None:
+        return self.value("select value from kws_admin_configvalue where key = %s", key)
+
+
+@contextmanager
+def node_stack(name: str, *, log: LineLog, tmp: Path, port: int | None = None,
+               env: dict[str, str] | None = None) -> Iterator[tuple[Node, NodeDB]]:  # fmt: skip
+    """A node's own PostgreSQL database and Redis server, and the node (not started)."""
+    with pg_database(f"kws_{name}") as db_url, redis_server() as broker_url:
+        node = Node(
+            name,
+            port or free_port(),
+            tmp / name,
+            env={"KWS_DATABASE_URL": db_url, "KWS_BROKER_URL": broker_url, **(env or {})},
+            output=log,
+        )
+        try:
+            yield node, NodeDB(db_url.replace("postgres://", "postgresql://"))
+        finally:
+            node.stop()
+
+
+@contextmanager
+def started_node(name: str, *, log: LineLog, tmp: Path, init_args: list[str],
+                 env: dict[str, str] | None = None) -> Iterator[Node]:  # fmt: skip
+    """A node on PostgreSQL and Redis of its own, initialised and started."""
+    with node_stack(name, log=log, tmp=tmp, env=env) as (node, _db):
+        node.manage("kwsinit", "--admin=admin", f"--admin-password={ADMIN_PASSWORD}", *init_args)
+        node.start()
+        node.wait_ready()
+        yield node
+
+
+@dataclass
+class Pair:
+    master: Node
+    backup: Node
+    master_db: NodeDB
+    backup_db: NodeDB
+    log: LineLog
+
+    def wait_paired(self, timeout: float = 30) -> None:
+        wait_until(
+            lambda: self.master_db.phase() == "normal" and self.backup_db.phase() == "normal",
+            timeout=timeout,
+            what="both nodes in phase normal",
+        )
+
+
+@contextmanager
+def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int = 2,
+                 master_env=None, backup_env=None, backup_init=()) -> Iterator[Pair]:  # fmt: skip
+    """A master and a backup, each on its own PostgreSQL and Redis, paired and started."""
+    with ExitStack() as stack:
+        master, master_db = stack.enter_context(
+            node_stack("master", log=log, tmp=tmp, env={**FAST, **(master_env or {})})
+        )
+        backup, backup_db = stack.enter_context(
+            node_stack("backup", log=log, tmp=tmp, env={**FAST, **(backup_env or {})})
+        )
+        common = [f"--set=redundancy.secret={SECRET}", f"--set=redundancy.failover_time={failover_time}",
+                  "--admin=admin", f"--admin-password={ADMIN_PASSWORD}"]  # fmt: skip
+        master.manage("kwsinit", "--set=redundancy.mode=master",
+                      f"--set=redundancy.peer=127.0.0.1:{backup.port}", *common)  # fmt: skip
+        master.manage("kwsdemo", f"--users={users}")
+        backup.manage("kwsinit", "--set=redundancy.mode=slave",
+                      f"--set=redundancy.peer=127.0.0.1:{master.port}", *common, *backup_init)  # fmt: skip
+        for node in (master, backup):
+            node.start()
+        for node in (master, backup):
+            node.wait_ready()
+        yield Pair(master, backup, master_db, backup_db, log)

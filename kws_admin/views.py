@@ -19,9 +19,20 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("status")
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        PasswordChangeRequired.objects.filter(user=self.request.user).delete()
-        return response
+        # Admin accounts are replicated: the service writes the change with its
+        # change-log entry (or forwards it to the master from a joined backup).
+        from django.contrib.auth import update_session_auth_hash
+        from django.http import HttpResponseRedirect
+
+        from redundancy.replication import admin_password_set
+
+        admin_password_set(
+            user=form.user,
+            password=form.cleaned_data["new_password1"],
+            actor=self.request.user.get_username(),
+        )
+        update_session_auth_hash(self.request, form.user)
+        return HttpResponseRedirect(self.get_success_url())
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

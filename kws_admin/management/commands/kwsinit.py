@@ -48,14 +48,24 @@ class Command(BaseCommand):
             self._ensure_admin(admin, admin_password)
 
     def _ensure_admin(self, username: str, password: str) -> None:
+        # Admin accounts are replicated: on a master the new account goes into the
+        # change log; a backup that has not joined keeps it locally until the
+        # master's accounts replace it at the first snapshot.
+        from redundancy.locks import Locked
+        from redundancy.replication import admin_account_record
+
         User = get_user_model()
         if User.objects.filter(username=username).exists():
             self.stdout.write(f"admin account {username!r} exists")
             return
         password = password or secrets.token_urlsafe(9)
-        with transaction.atomic():
-            user = User.objects.create_superuser(username=username, password=password, email="")
-            PasswordChangeRequired.objects.create(user=user)
+        try:
+            with transaction.atomic():
+                user = User.objects.create_superuser(username=username, password=password, email="")
+                PasswordChangeRequired.objects.create(user=user)
+                admin_account_record(user)
+        except Locked as exc:
+            raise CommandError(f"admin account not created: {exc.reason}") from None
         self.stdout.write(
             f"admin account created: user {username!r}, password {password!r} "
             "(to be changed at first login)"

@@ -4,8 +4,16 @@ from django.urls import reverse
 from kws_admin.models import PasswordChangeRequired
 
 
+def _accounts_locked() -> bool:
+    """On a backup (or during a failover) accounts are the master's: they cannot change here."""
+    from redundancy.locks import lock_reason
+
+    return bool(lock_reason())
+
+
 class PasswordChangeRequiredMiddleware:
-    """Sends an account marked for a password change to the change form first."""
+    """Sends an account marked for a password change to the change form first
+    (where accounts can be changed: not on a backup)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -17,6 +25,7 @@ class PasswordChangeRequiredMiddleware:
             if (
                 not request.path.startswith(allowed)
                 and PasswordChangeRequired.objects.filter(user=user).exists()
+                and not _accounts_locked()
             ):
                 return redirect("password_change")
         return self.get_response(request)

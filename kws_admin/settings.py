@@ -63,6 +63,10 @@ NODE_NAME = env_str("NODE_NAME", "kws")
 PROCESS_ROLE = env_str("PROCESS_ROLE", "cli")
 # The firmware this server runs; a backup joins only a master with the same firmware.
 FIRMWARE_VERSION = env_str("FIRMWARE", "PCS06B")
+# The license vendor's Ed25519 public key (base64 of its 32 bytes, or PEM); from
+# KWS_LICENSE_PUBLIC_KEY or the file named by KWS_LICENSE_PUBLIC_KEY_FILE. Licensing
+# checks it where a code is installed and says so when it is missing or broken.
+LICENSE_PUBLIC_KEY = env_secret("LICENSE_PUBLIC_KEY")
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY")
@@ -242,4 +246,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": HEARTBEAT_INTERVAL * 2},
     },
     "housekeeping": {"task": "redundancy.housekeeping", "schedule": 60.0},
+    # The backup pulls configuration changes (the master also nudges it after each commit).
+    "replication-pull": {
+        "task": "redundancy.replication_pull",
+        "schedule": HEARTBEAT_INTERVAL,
+        "options": {"expires": HEARTBEAT_INTERVAL * 2},
+    },
+    "replication-trim": {"task": "redundancy.replication_trim", "schedule": 300.0},
 }

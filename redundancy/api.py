@@ -7,3 +7,10 @@ from redundancy.peer import peer_endpoint
 @peer_endpoint
 def heartbeat(request, payload):
     return heartbeat_answer(payload)
+
+
+@peer_endpoint
+def switchover(request, payload):
+    from redundancy.scenarios import switchover_accept
+
+    return switchover_accept(payload)

@@ -212,6 +212,17 @@ def _peer_name() -> str:
     return (peer.get("claims") or {}).get("node") or config_read()["redundancy.peer"]
 
 
+def assign_all_to_self() -> int:
+    """Mark every user as handled by this server (replicated when this is the master);
+    return how many users that is."""
+    mode = config_read()["redundancy.mode"]
+    with transaction.atomic():
+        DectUser.objects.exclude(node=LETTER[mode]).update(node=LETTER[mode])
+        if mode == "master":
+            _assignment_record()
+        return DectUser.objects.count()
+
+
 def users_take_over(*, started_at: float) -> int:
     """Make this server handle every user of the lost peer; return how many moved."""
     mode = config_read()["redundancy.mode"]

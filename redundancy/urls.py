@@ -10,6 +10,8 @@ urlpatterns = [
         views.database_uuid_reset,
         name="database_uuid_reset",
     ),
+    path("configuration/redundancy/promote/", views.backup_promote, name="backup_promote"),
+    path("configuration/redundancy/switchover/", views.switchover, name="switchover"),
     path("events/", views.event_list, name="event_list"),
 ]
 

@@ -7,8 +7,9 @@ from django.views.decorators.http import require_POST
 from kws_admin import config
 from kws_admin.services import config_read, config_update
 from kws_admin.services import database_uuid_reset as database_uuid_reset_service
+from redundancy import scenarios
 from redundancy.forms import RedundancyForm
-from redundancy.models import Event
+from redundancy.models import Event, NodeState
 from redundancy.selectors import pair_overview
 
 
@@ -46,8 +47,41 @@ def redundancy_settings(request):
             "database_uuid": values["redundancy.database_uuid"],
             "secret_set": bool(values["redundancy.secret"]),
             "mode": values["redundancy.mode"],
+            "state": NodeState.load(),
         },
     )
+
+
+@require_POST
+def backup_promote(request):
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the confirmation to promote this backup to master.")
+        return redirect("redundancy_settings")
+    try:
+        handled = scenarios.backup_promote(actor=request.user.username)
+    except scenarios.ScenarioError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"This server is now the master and handles all {handled} users.")
+    return redirect("redundancy_settings")
+
+
+@require_POST
+def switchover(request):
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the confirmation to swap the roles of master and backup.")
+        return redirect("redundancy_settings")
+    try:
+        result = scenarios.switchover_start(actor=request.user.username)
+    except scenarios.ScenarioError as exc:
+        messages.error(request, f"Switchover refused, nothing changed: {exc}")
+    else:
+        messages.success(
+            request,
+            f"{result['new_master']} is now the master with every change up to position "
+            f"{result['head']}; this server is now the backup.",
+        )
+    return redirect("redundancy_settings")
 
 
 @require_POST

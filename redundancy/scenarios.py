@@ -1,0 +1,165 @@
+"""The application note's administration scenarios as services.
+
+- Permanent failure of the master: **promote** the backup to master.
+- Re-instating the original master: it first joins as a backup and receives
+  everything; then the **switchover** swaps the roles. The acting master stops
+  writing (it holds the change-log lock, so every new write waits), hands the
+  backup its head position, the backup pulls until it has applied exactly that
+  position and becomes master, and only then does the acting master become the
+  backup. A change acknowledged to an administrator is therefore on both
+  servers before the roles swap; a write that waited is refused afterwards with
+  HTTP 423 (this server is now the backup) and never half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from kws_admin.services import config_read, config_update
+from redundancy import statemachine as sm
+from redundancy.models import NodeState
+from redundancy.peer import PeerClient, PeerError
+from redundancy.services import event_record
+
+logger = logging.getLogger(__name__)
+
+# How long the backup may take to catch up with the head during a switchover.
+SWITCHOVER_SYNC_TIMEOUT = 20.0
+
+
+class ScenarioError(Exception):
+    """An administration scenario that cannot run now; the message says why."""
+
+
+def _engine_restart(*, phase: str, took_over_at: float | None = None) -> None:
+    """Give the engine a fresh state for the new role; the next beat decides from there."""
+    state = NodeState.objects.select_for_update().get(pk=1)
+    state.engine = {
+        "state": sm.State(phase=phase, took_over_at=took_over_at).as_dict(),
+        "handles_users": True,
+    }
+    state.phase = phase
+    state.locked = False
+    state.lock_reason = ""
+    state.save()
+
+
+def backup_promote(*, actor: str) -> int:
+    """Make this backup the master (the master is permanently lost).
+
+    Keeps the database UUID and every replicated change; this server then
+    handles every user. Returns how many users it handles.
+    """
+    values = config_read()
+    if values["redundancy.mode"] != "slave":
+        raise ScenarioError("only a backup can be promoted: this server is not a backup")
+    from redundancy.engine import assign_all_to_self
+
+    NodeState.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        config_update(
+            changes={
+                "redundancy.mode": "master",
+                "redundancy.database_uuid": values["redundancy.database_uuid"],
+            },
+            actor=actor,
+            during_failover=True,
+        )
+        _engine_restart(phase=sm.FAILOVER, took_over_at=time.time())
+        handled = assign_all_to_self()
+        event_record(
+            kind="promotion",
+            message=f"{settings.NODE_NAME} promoted from backup to master by {actor}; "
+            f"it handles all {handled} users. Add the old master back as a backup "
+            "(node type Backup, database UUID reset).",
+            actor=actor,
+            severity="warning",
+        )
+    return handled
+
+
+def switchover_start(*, actor: str) -> dict[str, Any]:
+    """Swap roles with the joined, in-sync backup (re-instating the original master)."""
+    from redundancy.replication_models import ChangeLogHead
+
+    values = config_read()
+    state = NodeState.load()
+    if values["redundancy.mode"] != "master":
+        raise ScenarioError("only the master can hand its role to the backup")
+    if state.phase != sm.NORMAL:
+        raise ScenarioError(
+            "the backup must be joined and the pair in phase normal before the roles can swap"
+        )
+    backup = (state.peer_status.get("claims") or {}).get("node", values["redundancy.peer"])
+    client = PeerClient.from_config(timeout=SWITCHOVER_SYNC_TIMEOUT + 5)
+    with transaction.atomic():
+        # Holding the change-log lock stops every write on this server until the swap is done.
+        ChangeLogHead.objects.get_or_create(pk=1)
+        head = ChangeLogHead.objects.select_for_update().get(pk=1).seq
+        try:
+            answer = client.call("POST", "/api/peer/switchover", {"head": head, "actor": actor})
+        except PeerError as exc:
+            raise ScenarioError(f"the backup did not take over the master role: {exc}") from None
+        config_update(
+            changes={
+                "redundancy.mode": "slave",
+                "redundancy.database_uuid": values["redundancy.database_uuid"],
+            },
+            actor=actor,
+            during_failover=True,
+        )
+        _engine_restart(phase=sm.PEER_LOST)
+        NodeState.objects.filter(pk=1).update(locked=True, lock_reason=sm.LOCK_BACKUP)
+        event_record(
+            kind="switchover",
+            message=f"Switchover: {backup} is now the master (it had applied position {head}); "
+            f"{settings.NODE_NAME} is now the backup",
+            actor=actor,
+        )
+    return {"head": head, "new_master": backup, **(answer or {})}
+
+
+def switchover_accept(payload: Any) -> tuple[int, dict[str, Any]]:
+    """Backup side of the switchover: catch up to the master's head, then become master."""
+    from redundancy.replication import replication_pull
+    from redundancy.replication_models import ReplicationState
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("head"), int):
+        return 400, {"error": "a switchover needs the master's head position (an integer)"}
+    head = payload["head"]
+    actor = str(payload.get("actor", "peer"))[:150]
+    values = config_read()
+    if values["redundancy.mode"] != "slave":
+        return 409, {"error": f"{settings.NODE_NAME} is not a backup"}
+    deadline = time.monotonic() + SWITCHOVER_SYNC_TIMEOUT
+    while ReplicationState.load().position < head:
+        if time.monotonic() > deadline:
+            position = ReplicationState.load().position
+            return 409, {"error": f"not in sync: applied {position} of {head}"}
+        replication_pull()
+    position = ReplicationState.load().position
+    if position != head:
+        return 409, {"error": f"position {position} is past the master's head {head}"}
+    NodeState.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        config_update(
+            changes={
+                "redundancy.mode": "master",
+                "redundancy.database_uuid": values["redundancy.database_uuid"],
+            },
+            actor=actor,
+            during_failover=True,
+        )
+        _engine_restart(phase=sm.PEER_LOST)
+        event_record(
+            kind="switchover",
+            message=f"Switchover: {settings.NODE_NAME} is now the master, with every change "
+            f"up to position {head}",
+            actor=actor,
+        )
+    return 200, {"position": position, "node": settings.NODE_NAME}

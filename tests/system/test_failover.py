@@ -1,0 +1,132 @@
+"""The seed's failure scenarios with real node processes (PostgreSQL and Redis per node)."""
+
+import time
+
+import pytest
+
+from tests.system.conftest import FAST, logged_in, pair_cluster, wait_until
+
+pytestmark = pytest.mark.system
+
+DETECTION_WINDOW = float(FAST["KWS_DETECTION_WINDOW"])
+HEARTBEAT = float(FAST["KWS_HEARTBEAT_INTERVAL"])
+# A beat may be late by one interval, and the task takes a moment to run.
+SLACK = 2 * HEARTBEAT + 1.0
+
+
+def event_after(db, kind, since):
+    for created, message in db.events(kind):
+        if created.timestamp() >= since:
+            return created.timestamp(), message
+    return None
+
+
+def test_the_pair_forms_and_splits_users_about_half_each(tmp_path, cluster_log):
+    with pair_cluster(tmp_path, cluster_log, users=40) as pair:
+        pair.wait_paired()
+        assert wait_until(lambda: pair.master_db.events("rebalance"), timeout=10, what="rebalance")
+        split = wait_until(lambda: pair.master_db.users_by_node(), timeout=5)
+        assert split == {"M": 20, "S": 20}
+        assert pair.backup_db.events("join") and pair.master_db.events("join")
+        assert pair.backup_db.locked() and not pair.master_db.locked()
+
+
+@pytest.mark.parametrize(
+    ("backup_env", "backup_init", "cause"),
+    [
+        ({"KWS_FIRMWARE": "PCS06A"}, (), "firmware differs: master PCS06B, backup PCS06A"),
+        ({}, ("--set=redundancy.database_uuid=0f0f0f0f-0000-4000-8000-000000000000",),
+         "database UUID differs"),
+    ],
+    ids=["firmware", "uuid"],
+)  # fmt: skip
+def test_a_mismatched_backup_is_rejected_and_both_event_logs_name_the_cause(
+    tmp_path, cluster_log, backup_env, backup_init, cause
+):
+    with pair_cluster(
+        tmp_path, cluster_log, backup_env=backup_env, backup_init=backup_init
+    ) as pair:
+        wait_until(lambda: pair.backup_db.phase() == "rejected", timeout=20, what="backup rejected")
+        wait_until(lambda: pair.master_db.phase() == "rejected", timeout=10, what="master rejects")
+        for db in (pair.master_db, pair.backup_db):
+            messages = [m for _, m in wait_until(lambda db=db: db.events("rejected"), timeout=5)]
+            assert any(cause in m for m in messages), messages
+        time.sleep(3 * HEARTBEAT)
+        assert len(pair.backup_db.events("rejected")) == 1  # logged once, not at every beat
+        # A master with a rejected backup serves every user itself.
+        wait_until(lambda: pair.master_db.users_by_node() == {"M": 40}, timeout=10, what="all on M")
+
+
+def test_master_killed_backup_detects_waits_failover_time_takes_over_and_locks(
+    tmp_path, cluster_log
+):
+    failover_time = 2
+    with pair_cluster(tmp_path, cluster_log, users=40, failover_time=failover_time) as pair:
+        pair.wait_paired()
+        wait_until(lambda: pair.backup_db.users_by_node() == {"M": 20, "S": 20}, timeout=20,
+                   what="backup has the master's users and assignment")  # fmt: skip
+        browser = logged_in(pair.backup)
+
+        killed_at = time.time()
+        pair.master.kill()
+
+        lost = wait_until(lambda: event_after(pair.backup_db, "peer_lost", killed_at),
+                          timeout=DETECTION_WINDOW + SLACK + 5, what="peer lost")  # fmt: skip
+        detection = lost[0] - killed_at
+        assert detection <= DETECTION_WINDOW + SLACK, f"detected after {detection:.1f} s"
+
+        started = wait_until(lambda: event_after(pair.backup_db, "failover_started", killed_at),
+                             timeout=failover_time + SLACK + 5, what="failover started")  # fmt: skip
+        waited = started[0] - lost[0]
+        assert failover_time - HEARTBEAT <= waited <= failover_time + SLACK, (
+            f"waited {waited:.1f} s"
+        )
+
+        finished = wait_until(lambda: event_after(pair.backup_db, "failover_finished", killed_at),
+                              timeout=10, what="failover finished")  # fmt: skip
+        assert "40 users" not in finished[1]  # only the master's 20 moved
+        assert "20 users" in finished[1]
+        assert pair.backup_db.users_by_node() == {"S": 40}
+        assert pair.backup_db.phase() == "failover" and pair.backup_db.locked()
+
+        response = browser.post(
+            "/configuration/redundancy/",
+            {"mode": "slave", "peer": f"127.0.0.1:{pair.master.port}", "failover_time": "9"},
+        )
+        assert response.status == 423
+        assert "failover: the master is lost" in response.text
+        assert pair.backup_db.config("redundancy.failover_time") == "2"
+
+        # The master returns: the pair re-forms and the users are split again.
+        rebalances = len(pair.master_db.events("rebalance"))
+        pair.master.start()
+        pair.master.wait_ready()
+        pair.wait_paired()
+        wait_until(lambda: len(pair.master_db.events("rebalance")) > rebalances, timeout=20,
+                   what="rebalance after the master returned")  # fmt: skip
+        wait_until(lambda: pair.backup_db.users_by_node() == {"M": 20, "S": 20}, timeout=20,
+                   what="backup follows the new assignment")  # fmt: skip
+        assert pair.master_db.users_by_node() == {"M": 20, "S": 20}
+        assert pair.backup_db.events("peer_returned")
+
+
+def test_backup_killed_master_runs_single_unlocked_and_the_backup_rejoins(tmp_path, cluster_log):
+    with pair_cluster(tmp_path, cluster_log, users=40, failover_time=1) as pair:
+        pair.wait_paired()
+        killed_at = time.time()
+        pair.backup.kill()
+        wait_until(lambda: event_after(pair.master_db, "failover_finished", killed_at),
+                   timeout=15, what="master takes the backup's users")  # fmt: skip
+        assert pair.master_db.users_by_node() == {"M": 40}
+        assert not pair.master_db.locked()
+        assert (
+            logged_in(pair.master)
+            .get("/partials/node-header/")
+            .text.count("configuration unlocked")
+        )
+
+        pair.backup.start()
+        pair.backup.wait_ready()
+        pair.wait_paired()
+        wait_until(lambda: pair.master_db.users_by_node() == {"M": 20, "S": 20}, timeout=20,
+                   what="rebalanced after the backup returned")  # fmt: skip

@@ -1,0 +1,84 @@
+"""The seed's administration scenarios with real nodes: promotion and switchover keep
+every configuration change."""
+
+import json
+
+import pytest
+
+from tests.system.conftest import logged_in, pair_cluster, wait_until
+
+pytestmark = pytest.mark.system
+
+
+def create_users(node, first: int, count: int) -> None:
+    """Create users through the services, as the Users page does (one command)."""
+    code = (
+        "from users.services import dect_user_create\n"
+        f"for n in range({first}, {first + count}):\n"
+        "    dect_user_create(actor='test', extension=str(n), display_name=f'user {n}')\n"
+    )
+    node.manage("shell", "-c", code)
+
+
+def extensions(db) -> set[str]:
+    return {row[0] for row in db.rows("select extension from users_dectuser")}
+
+
+def test_promotion_of_the_backup_keeps_every_acknowledged_change(tmp_path, cluster_log):
+    with pair_cluster(tmp_path, cluster_log, users=10, failover_time=1) as pair:
+        pair.wait_paired()
+        create_users(pair.master, 5000, 25)
+        expected = extensions(pair.master_db)
+        pair.master.kill()  # right after the last change was acknowledged
+
+        assert extensions(pair.backup_db) == expected
+        wait_until(lambda: pair.backup_db.phase() == "failover", timeout=15, what="failover")
+        browser = logged_in(pair.backup)
+        response = browser.post("/configuration/redundancy/promote/", {"confirm": "yes"})
+        assert response.status == 200
+        assert "This server is now the master" in response.text
+        assert pair.backup_db.config("redundancy.mode") == "master"
+        assert extensions(pair.backup_db) == expected
+        assert pair.backup_db.users_by_node() == {"M": len(expected)}
+        assert not pair.backup_db.locked()
+        assert pair.backup_db.events("promotion")
+
+        # The promoted server writes configuration now.
+        create_users(pair.backup, 6000, 1)
+        assert "6000" in extensions(pair.backup_db)
+
+
+def test_switchover_reinstates_the_original_master_without_losing_a_change(tmp_path, cluster_log):
+    with pair_cluster(tmp_path, cluster_log, users=10, failover_time=1) as pair:
+        a, b, a_db, b_db = pair.master, pair.backup, pair.master_db, pair.backup_db
+        pair.wait_paired()
+        a.kill()
+        wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
+        logged_in(b).post("/configuration/redundancy/promote/", {"confirm": "yes"})
+        create_users(b, 7000, 5)
+
+        # The repaired original master joins the acting master as its backup.
+        a.manage("kwsconfig", "set", "redundancy.mode=slave", f"redundancy.peer=127.0.0.1:{b.port}")
+        assert a_db.config("redundancy.database_uuid") == ""  # reset: fetched from B at join
+        a.start()
+        a.wait_ready()
+        wait_until(lambda: a_db.phase() == "normal" and b_db.phase() == "normal", timeout=30,
+                   what="A joined B as backup")  # fmt: skip
+        wait_until(lambda: extensions(a_db) == extensions(b_db), timeout=20, what="A in sync")
+        create_users(b, 7100, 5)  # acknowledged on B just before the swap
+
+        response = logged_in(b).post("/configuration/redundancy/switchover/", {"confirm": "yes"})
+        assert response.status == 200, response.text
+        assert "is now the master" in response.text
+        assert a_db.config("redundancy.mode") == "master"
+        assert b_db.config("redundancy.mode") == "slave"
+        assert extensions(a_db) == extensions(b_db)
+        assert {"7000", "7104"} <= extensions(a_db)
+        assert a_db.config("redundancy.database_uuid") == b_db.config("redundancy.database_uuid")
+
+        # The roles really swapped: A writes, B follows.
+        pair.wait_paired()
+        create_users(a, 7200, 1)
+        wait_until(lambda: "7200" in extensions(b_db), timeout=20, what="B follows A")
+        events = [m for _, m in b_db.events("switchover")]
+        assert any("is now the backup" in m for m in events), json.dumps(events)

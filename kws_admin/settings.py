@@ -209,7 +209,9 @@ else:
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Heartbeat and detection settings of the redundancy engine (seconds).
 HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 1.0, minimum=0.1)
-DETECTION_WINDOW = env_float("DETECTION_WINDOW", 3.0, minimum=0.5)
+# Two missed beats at the default interval: detection within 2-3 s (the seed allows 15 s);
+# failover_time, not this window, guards against a takeover on a short hiccup.
+DETECTION_WINDOW = env_float("DETECTION_WINDOW", 2.0, minimum=0.5)
 
 # --- Logging: every line names the node and the process --------------------
 

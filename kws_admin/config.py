@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from licensing.ari import ari_setting_parse
+
 MODES = ("single", "master", "slave")
 MODE_LABELS = {"single": "Single", "master": "Master", "slave": "Backup (slave)"}
 FAILOVER_TIME_MAX = 3600  # an hour: longer is no failover at all
@@ -170,6 +172,15 @@ KEYS: dict[str, Key] = {
             f"Shared secret that signs the messages between the servers "
             f"(at least {SECRET_MIN_LENGTH} characters, the same on both).",
             secret=True,
+            local=True,
+        ),
+        Key(
+            "system.ari",
+            "ARI code",
+            "",
+            ari_setting_parse,
+            "This server's DECT ARI (class B, 8 hexadecimal digits like 10A3F2C5); generated "
+            "at installation, bound to the license codes once one is installed.",
             local=True,
         ),
     )

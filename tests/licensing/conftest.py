@@ -1,0 +1,22 @@
+import pytest
+
+from tests.licensing.factories import Vendor, node_setup
+
+
+@pytest.fixture(scope="session")
+def vendor() -> Vendor:
+    """The vendor whose public key this node trusts (see ``trusted``)."""
+    return Vendor()
+
+
+@pytest.fixture
+def trusted(settings, vendor: Vendor) -> Vendor:
+    settings.LICENSE_PUBLIC_KEY = vendor.public_text
+    return vendor
+
+
+@pytest.fixture
+def node(db, trusted: Vendor) -> Vendor:
+    """A single server with ARI OWN_ARI that trusts ``vendor``."""
+    node_setup()
+    return trusted

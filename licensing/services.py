@@ -1,0 +1,178 @@
+"""Writes of the licensing app: install a license code, give a server its ARI.
+
+Licenses are node-local: each server installs the codes bound to its own ARI,
+even a backup whose other configuration is locked. Nothing here writes the
+replication change log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from kws_admin import config
+from kws_admin.models import ConfigValue
+from kws_admin.services import config_read, config_update
+from licensing import codes, products
+from licensing.ari import ari_generate
+from licensing.codes import LicenseRefused
+from licensing.models import License
+from licensing.selectors import peer_claims
+from redundancy.services import event_record
+
+logger = logging.getLogger(__name__)
+
+ARI_KEY = "system.ari"
+
+
+def license_install(*, text: str, actor: str) -> License:
+    """Check one license code and install it on this server, all or nothing.
+
+    Raises LicenseRefused, whose ``cause`` and message name why, and writes
+    nothing: garbage (not a code), forged (signature does not match: altered
+    or not from the vendor), no_key / bad_key (the vendor public key setting),
+    format / unknown_product (not for this firmware), no_ari (this server has
+    no ARI yet), other_ari (the code is for another server), installed (a code
+    with this serial is installed already), role (a backup redundancy code on
+    a master, or a master redundancy code on a backup). Raises
+    redundancy.locks.Locked during a failover, when nothing may change.
+    On success records a ``license`` event.
+    """
+    from redundancy.locks import failover_check
+
+    failover_check()
+    key = codes.public_key_load(settings.LICENSE_PUBLIC_KEY)
+    code = codes.code_verify(text, key)
+    with transaction.atomic():
+        # Hold the ARI row so it cannot change while a code is bound to it.
+        list(ConfigValue.objects.select_for_update().filter(key=ARI_KEY))
+        values = config_read()
+        _install_check(code, own=values[ARI_KEY], mode=values["redundancy.mode"])
+        try:
+            with transaction.atomic():
+                installed = License.objects.create(
+                    code=code.text,
+                    serial=code.serial,
+                    ari=code.ari,
+                    product=code.product,
+                    users=code.users,
+                    features=list(code.features),
+                    issued=code.issued,
+                    installed_by=actor,
+                )
+        except IntegrityError:
+            raise _already_installed(code) from None
+        event_record(kind="license", message=f"License installed: {_describe(code)}", actor=actor)
+    return installed
+
+
+def _install_check(code: codes.LicenseCode, *, own: str, mode: str) -> None:
+    if not own:
+        raise LicenseRefused(
+            "no_ari",
+            "this server has no ARI yet, so no code can be bound to it: run manage.py kwsinit "
+            "or set system.ari",
+        )
+    if code.ari != own:
+        raise LicenseRefused(
+            "other_ari",
+            f"this code is for the server with ARI {code.ari}, not for this server (ARI {own}): "
+            f"install it on the server with ARI {code.ari}, or order a code for ARI {own}",
+        )
+    if License.objects.filter(serial=code.serial).exists():
+        raise _already_installed(code)
+    product = products.PRODUCTS[code.product]
+    if product.mode and mode != "single" and mode != product.mode:
+        here = config.MODE_LABELS[mode].lower()
+        meant = config.MODE_LABELS[product.mode].lower()
+        needed = products.REQUIRED_FOR_MODE[mode]
+        raise LicenseRefused(
+            "role",
+            f"license {products.product_label(code.product)} is for a {meant} server, and this "
+            f"server is configured as {here}: install it on the {meant}; this server needs "
+            f"{products.product_label(needed)}",
+        )
+
+
+def _already_installed(code: codes.LicenseCode) -> LicenseRefused:
+    return LicenseRefused(
+        "installed",
+        f"this code is already installed (license {products.product_label(code.product)}, "
+        f"serial {code.serial_text})",
+    )
+
+
+def _describe(code: codes.LicenseCode) -> str:
+    parts = [products.product_label(code.product), f"serial {code.serial_text}"]
+    if code.users:
+        parts.append(f"{code.users} users")
+    if code.features:
+        parts.append("features " + ", ".join(code.features))
+    return f"{', '.join(parts)} for ARI {code.ari}"
+
+
+def ari_ensure(*, actor: str) -> str:
+    """Give this server an ARI when it has none (installation). Returns the new ARI, or ''.
+
+    The ARI is random (licensing.ari.ari_generate) and differs from the peer's
+    when the peer has told its ARI.
+    """
+    if config_read()[ARI_KEY]:
+        return ""
+    peer_ari = str(peer_claims().get("ari") or "")
+    ari = ari_generate(avoid={peer_ari})
+    config_update(changes={ARI_KEY: ari}, actor=actor)
+    logger.info("ARI generated: %s", ari)
+    return ari
+
+
+def ari_change_check(*, old: str, new: str) -> None:
+    """Refuse (config.ConfigError) a change of ``system.ari`` once a license code is bound to it.
+
+    Called for every write of the ``system.ari`` row (a pre_save receiver set
+    up in licensing.apps), so ``kwsconfig set``, imports and forms all stop here.
+    """
+    if old == new:
+        return
+    count = License.objects.count()
+    if count:
+        raise config.ConfigError(
+            {
+                ARI_KEY: f"cannot be changed: {count} installed license code"
+                f"{'s are' if count > 1 else ' is'} bound to this server's ARI {old or '(none)'}, "
+                "and codes for another ARI are refused"
+            }
+        )
+
+
+def system_ari_guard(sender: type, instance: ConfigValue, raw: bool = False, **_: object) -> None:
+    """pre_save receiver of ConfigValue: applies ``ari_change_check`` to the ``system.ari`` row."""
+    if raw or instance.key != ARI_KEY:
+        return
+    old = ConfigValue.objects.filter(pk=instance.pk).values_list("value", flat=True).first()
+    ari_change_check(old=old or "", new=instance.value)
+
+
+def node_licenses_setup(*, codes_text: Iterable[str], actor: str) -> list[str]:
+    """Installation (kwsinit): make sure the server has an ARI, then install codes.
+
+    A code that is already installed is skipped, so kwsinit can be re-run;
+    any other refusal raises LicenseRefused. Returns notes for the admin.
+    """
+    notes = []
+    generated = ari_ensure(actor=actor)
+    if generated:
+        notes.append(f"ARI generated: {generated}.")
+    for text in codes_text:
+        try:
+            installed = license_install(text=text, actor=actor)
+        except LicenseRefused as exc:
+            if exc.cause != "installed":
+                raise
+            notes.append(f"License skipped: {exc.message}.")
+        else:
+            notes.append(f"License installed: {installed}.")
+    return notes

@@ -23,10 +23,22 @@ class Command(BaseCommand):
             metavar="KEY=VALUE",
             help="first-boot configuration, applied only while the node has none yet",
         )
+        parser.add_argument(
+            "--license",
+            action="append",
+            default=[],
+            metavar="CODE",
+            help="install this license code before the --set settings (installed ones are skipped)",
+        )
         parser.add_argument("--admin", default="", help="create this admin account if missing")
         parser.add_argument("--admin-password", default="", help="its password (else generated)")
 
-    def handle(self, *args, set: list[str], admin: str, admin_password: str, **options) -> None:
+    def handle(
+        self, *args, set: list[str], license: list[str], admin: str, admin_password: str, **options
+    ) -> None:
+        from licensing.codes import LicenseRefused
+        from licensing.services import node_licenses_setup
+
         call_command("migrate", interactive=False, verbosity=0)
         first_boot = not ConfigValue.objects.exists()
         changes = {}
@@ -36,14 +48,27 @@ class Command(BaseCommand):
                 raise CommandError(f"--set {item!r}: use KEY=VALUE")
             changes[name] = value
         try:
-            if first_boot:
-                change = config_update(changes=changes, actor="kwsinit")
-                for note in change.notes:
+            # One transaction: after a refused license or setting the node is as it was,
+            # so the corrected re-run is still a first boot.
+            with transaction.atomic():
+                if first_boot and "system.ari" in changes:
+                    # The ARI first: license codes are bound to it, and the ARI is
+                    # generated only when none is given.
+                    config_update(
+                        changes={"system.ari": changes.pop("system.ari")}, actor="kwsinit"
+                    )
+                for note in node_licenses_setup(codes_text=license, actor="kwsinit"):
                     self.stdout.write(note)
-            elif changes:
-                self.stdout.write("configuration exists; first-boot settings left alone")
+                if first_boot:
+                    change = config_update(changes=changes, actor="kwsinit")
+                    for note in change.notes:
+                        self.stdout.write(note)
+                elif changes:
+                    self.stdout.write("configuration exists; first-boot settings left alone")
         except config.ConfigError as exc:
             raise CommandError(f"first-boot settings refused: {exc}") from None
+        except LicenseRefused as exc:
+            raise CommandError(f"license refused, nothing changed: {exc.message}") from None
         if admin:
             self._ensure_admin(admin, admin_password)
 

@@ -1,15 +1,10 @@
 from django.urls import path
 
-from kws_admin.views import placeholder
+from licensing import views
 
 urlpatterns = [
-    path(
-        "",
-        placeholder,
-        {
-            "title": "Licenses",
-            "text": "This server's ARI code, the installed license codes, a form to enter a new code, and the order request for the redundancy licenses 14075250 (master) and 14075260 (backup).",
-        },
-        name="license_list",
-    ),
+    path("", views.license_list, name="license_list"),
+    path("install/", views.license_install, name="license_install"),
+    path("order/", views.license_order, name="license_order"),
+    path("order/download/", views.license_order_download, name="license_order_download"),
 ]

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Max
 
 from kws_admin import config
 from kws_admin.services import config_read
 from licensing import products
 from licensing.ari import SystemAri, ari_fields, system_ari_decide
+from licensing.codes import LicenseRefused, public_key_load
 from licensing.models import License
 from redundancy.models import NodeState
 
@@ -151,10 +153,6 @@ def license_rows(*, mode: str | None = None) -> list[LicenseRow]:
 
 def vendor_key_problem() -> str:
     """'' when the vendor public key setting can check codes, else what is wrong with it."""
-    from django.conf import settings
-
-    from licensing.codes import LicenseRefused, public_key_load
-
     try:
         public_key_load(settings.LICENSE_PUBLIC_KEY)
     except LicenseRefused as exc:

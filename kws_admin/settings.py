@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_tables2",
+    "django_filters",
     "kws_admin",
     "redundancy",
     "users",

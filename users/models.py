@@ -30,3 +30,24 @@ class DectUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.extension} {self.display_name}".strip()
+
+
+class SipRegistration(models.Model):
+    """This server's SIP registration of one user with the PBX (runtime state, not replicated)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "registering"
+        REGISTERED = "registered", "registered"
+        FAILED = "failed", "failed"
+        UNREGISTERED = "unregistered", "not registered"
+
+    user = models.OneToOneField(
+        DectUser, on_delete=models.CASCADE, primary_key=True, related_name="registration"
+    )
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    reason = models.CharField(max_length=200, blank=True)
+    changed_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.state}"

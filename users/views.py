@@ -1,9 +1,110 @@
-from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
 
+from users import csv_io, services
+from users.filters import DectUserFilter
+from users.forms import CsvImportForm, DectUserForm
 from users.models import DectUser
+from users.tables import DectUserTable
+
+PER_PAGE = 50
+
+
+def _user_queryset():
+    return DectUser.objects.select_related("registration")
 
 
 def user_list(request):
-    page = Paginator(DectUser.objects.all(), 50).get_page(request.GET.get("page"))
-    return render(request, "users/list.html", {"page": page})
+    filterset = DectUserFilter(request.GET, queryset=_user_queryset())
+    table = DectUserTable(filterset.qs)
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    context = {"filter": filterset, "table": table, "total": DectUser.objects.count()}
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "users/partials/user_table.html", context)
+    return render(request, "users/list.html", context)
+
+
+def _form_errors(form: DectUserForm, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+def user_create(request):
+    form = DectUserForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.dect_user_create(
+                actor=request.user.username, **form.changes(keep_empty_password=False)
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"User {user.extension} added.")
+            return redirect("user_list")
+    return render(request, "users/form.html", {"form": form, "title": "Add user"})
+
+
+def user_edit(request, pk: int):
+    user = get_object_or_404(DectUser, pk=pk)
+    if request.method == "POST":
+        form = DectUserForm(request.POST, editing=True)
+        if form.is_valid():
+            try:
+                services.dect_user_update(
+                    user=user, actor=request.user.username, **form.changes(keep_empty_password=True)
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, f"User {user.extension} saved.")
+                return redirect("user_list")
+    else:
+        form = DectUserForm(initial=DectUserForm.initial_from(user), editing=True)
+    return render(
+        request, "users/form.html", {"form": form, "title": f"User {user.extension}", "user_obj": user}
+    )
+
+
+@require_POST
+def user_delete(request, pk: int):
+    user = get_object_or_404(DectUser, pk=pk)
+    extension = user.extension
+    services.dect_user_delete(user=user, actor=request.user.username)
+    messages.success(request, f"User {extension} deleted.")
+    return redirect("user_list")
+
+
+def user_export(request):
+    include = request.GET.get("passwords") == "yes"
+    text = csv_io.dect_users_export(DectUser.objects.order_by("extension"), include_passwords=include)
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="kws-users-{stamp}.csv"'
+    return response
+
+
+def user_import(request):
+    form = CsvImportForm(request.POST or None, request.FILES or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            report = csv_io.dect_users_import(
+                data=form.cleaned_data["file"].read(), actor=request.user.username
+            )
+        except csv_io.ImportRefused as exc:
+            report = exc.report
+        else:
+            messages.success(
+                request, f"Imported: {report.created} users added, {report.updated} updated."
+            )
+            return redirect("user_list")
+    return render(request, "users/import.html", {"form": form, "report": report,
+                                                 "columns": csv_io.COLUMNS})  # fmt: skip

@@ -1,0 +1,41 @@
+import django_tables2 as tables
+from django.utils.html import format_html
+
+from users import ipei
+from users.models import DectUser
+
+
+class DectUserTable(tables.Table):
+    extension = tables.Column(linkify=("user_edit", {"pk": tables.A("pk")}))
+    display_name = tables.Column(verbose_name="Display name")
+    ipei = tables.Column(verbose_name="IPEI")
+    sip_username = tables.Column(verbose_name="SIP user")
+    subscription = tables.Column()
+    registration = tables.Column(
+        verbose_name="Registration", accessor="registration__state", order_by="registration__state"
+    )
+    node = tables.Column(verbose_name="NODE", attrs={"td": {"class": "node"}})
+
+    class Meta:
+        model = DectUser
+        fields = ("extension", "display_name", "ipei", "sip_username", "subscription",
+                  "registration", "node")  # fmt: skip
+        template_name = "users/partials/user_table.html"
+        attrs = {"class": "list users"}
+        empty_text = "No users match."
+
+    def render_ipei(self, value):
+        return ipei.display(value)
+
+    def render_registration(self, record):
+        reg = getattr(record, "registration", None)
+        if reg is None:
+            return format_html('<span class="reg reg-unregistered">not registered</span>')
+        title = reg.reason or ""
+        return format_html(
+            '<span class="reg reg-{}" title="{}">{}</span>{}',
+            reg.state,
+            title,
+            reg.get_state_display(),
+            format_html(' <small class="reason">{}</small>', reg.reason) if reg.reason else "",
+        )

@@ -25,6 +25,7 @@ from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.models import NodeState
 from redundancy.peer import PeerClient, PeerError, nonce_purge
+from redundancy.replication import replication_status
 from redundancy.services import event_record
 from users.models import DectUser
 
@@ -63,6 +64,7 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "phase": state.phase,
         "users_handled": users_handled(claims.mode, state),
         "users_total": DectUser.objects.count(),
+        "replication": replication_status(),
         "sent_at": time.time(),
     }
     if claims.mode == "master" and peer_claims is not None:

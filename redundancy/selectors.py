@@ -11,6 +11,7 @@ from django.utils import timezone
 from kws_admin.config import MODE_LABELS
 from kws_admin.services import config_read
 from redundancy.models import NodeState, Phase
+from redundancy.replication import replication_status
 from users.models import DectUser
 
 LETTER = {"master": "M", "slave": "S", "single": "M"}
@@ -21,6 +22,7 @@ class NodeCard:
     """One server as the Status page shows it."""
 
     name: str
+    mode: str
     role: str
     phase: str
     heartbeat_age: float | None  # seconds since we last heard it (None: this server / never)
@@ -35,14 +37,6 @@ def _role(mode: str) -> str:
     return MODE_LABELS.get(mode, mode or "unknown")
 
 
-def _replication_status() -> dict[str, Any]:
-    try:
-        from redundancy.replication import replication_status
-    except ImportError:
-        return {}
-    return replication_status()
-
-
 def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
     """This server and its peer side by side (the peer as its last heartbeat told)."""
     values = config_read()
@@ -51,13 +45,14 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
     handles = mode != "slave" or state.engine.get("handles_users", False)
     own = NodeCard(
         name=settings.NODE_NAME,
+        mode=mode,
         role=_role(mode),
         phase=Phase(state.phase).label if mode != "single" else "single",
         heartbeat_age=None,
         users_handled=DectUser.objects.filter(node=LETTER[mode]).count() if handles else 0,
         firmware=settings.FIRMWARE_VERSION,
         database_uuid=values["redundancy.database_uuid"],
-        replication=_replication_status(),
+        replication=replication_status(),
         is_self=True,
     )
     if mode == "single":
@@ -67,6 +62,7 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
     age = (timezone.now() - state.peer_seen_at).total_seconds() if state.peer_seen_at else None
     peer = NodeCard(
         name=claims.get("node") or values["redundancy.peer"],
+        mode=claims.get("mode", ""),
         role=_role(claims.get("mode", "")),
         phase=Phase(status["phase"]).label if status.get("phase") in Phase.values else "unknown",
         heartbeat_age=age,

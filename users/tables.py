@@ -12,7 +12,10 @@ class DectUserTable(tables.Table):
     sip_username = tables.Column(verbose_name="SIP user")
     subscription = tables.Column()
     registration = tables.Column(
-        verbose_name="Registration", accessor="registration__state", order_by="registration__state"
+        verbose_name="Registration",
+        accessor="registration__state",
+        order_by="registration__state",
+        empty_values=(),  # a user without a registration row still renders "not registered"
     )
     node = tables.Column(verbose_name="NODE", attrs={"td": {"class": "node"}})
 

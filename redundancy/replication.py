@@ -598,11 +598,13 @@ def _pull_client() -> Client:
     return PeerClient.from_config()
 
 
-def _skip_reason() -> str:
+def _skip_reason(*, nudged: bool) -> str:
     values = config_read()
     if values["redundancy.mode"] != "slave":
         return "this server is not a backup"
-    if NodeState.load().phase != Phase.NORMAL:
+    # The master nudges only a backup it accepted (its phase is normal), which may be
+    # a moment before this backup's engine says so itself.
+    if not nudged and NodeState.load().phase != Phase.NORMAL:
         return "this backup has not joined the master (phase is not normal)"
     if not values["redundancy.database_uuid"]:
         return "this backup has no database UUID yet (it is fetched when it joins)"
@@ -696,9 +698,10 @@ def _batch_apply(expected: int, page: _Page) -> int | None:
     return len(page.entries)
 
 
-def _snapshot_apply(answer: Any, reason: str) -> int:
+def _snapshot_apply(answer: Any, reason: str, seen: tuple[int, str]) -> int | None:
     """Replace every replicated table with the master's snapshot, in one transaction;
-    retire this node's own log; return the new position."""
+    retire this node's own log; return the new position. ``seen`` is the (position,
+    master log) the decision was made on; None if another pull changed it meanwhile."""
     try:
         head = int(answer["head"])
         log_id = str(answer["log_id"])
@@ -714,6 +717,8 @@ def _snapshot_apply(answer: Any, reason: str) -> int:
     now = timezone.now()
     with transaction.atomic():
         state = ReplicationState.objects.select_for_update().get(pk=1)
+        if (state.position, state.master_log_id) != seen:
+            return None  # a concurrent pull moved on meanwhile; decide again
         # Taking the first snapshot of a master is routine; losing the position is not.
         routine = not state.master_log_id
         touched: list[type[models.Model]] = []
@@ -779,7 +784,8 @@ def _pull_once(clients: _Clients, ours: str, state: ReplicationState) -> tuple[s
         if theirs != ours:
             _uuid_refusal(state, ours, theirs)
             return "refused", 0, False
-        _snapshot_apply(snapshot, reason)
+        if _snapshot_apply(snapshot, reason, (state.position, state.master_log_id)) is None:
+            return "raced", 0, False
         return "snapshot", 0, True
     if not page.entries:
         now = timezone.now()
@@ -794,15 +800,18 @@ def _pull_once(clients: _Clients, ours: str, state: ReplicationState) -> tuple[s
     return ("up_to_date" if caught_up else "behind"), applied, False
 
 
-def replication_pull(*, client: Client | None = None, max_batches: int = MAX_BATCHES) -> PullResult:
+def replication_pull(
+    *, client: Client | None = None, max_batches: int = MAX_BATCHES, nudged: bool = False
+) -> PullResult:
     """Bring this backup up to the master's head (or ``max_batches`` batches closer).
 
-    Does nothing unless this node is a backup in phase ``normal`` with a
+    Does nothing unless this node is a backup in phase ``normal`` (or
+    ``nudged`` by the master, which nudges only a backup it accepted) with a
     database UUID. Never raises for an unreachable master or a refused batch:
     the result says what happened, and errors are kept in ReplicationState
     (an event is written once per distinct error that needs the administrator).
     """
-    skip = _skip_reason()
+    skip = _skip_reason(nudged=nudged)
     if skip:
         return PullResult("skipped", ReplicationState.load().position, reason=skip)
     ours = config_read()["redundancy.database_uuid"]

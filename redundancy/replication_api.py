@@ -60,7 +60,7 @@ def nudge(request: HttpRequest, payload: Any) -> tuple[int, Any]:
     refused = _method(request, "POST")
     if refused:
         return refused
-    result = replication.replication_pull()
+    result = replication.replication_pull(nudged=True)
     return 200, {"position": result.position, "outcome": result.outcome, "reason": result.reason}
 
 

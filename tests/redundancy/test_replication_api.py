@@ -87,14 +87,14 @@ def test_a_nudge_makes_the_backup_pull_and_answer_its_position(monkeypatch):
     ReplicationState.objects.create(pk=1, position=41)
     pulls = []
 
-    def pull():
-        pulls.append(1)
+    def pull(*, nudged):
+        pulls.append(nudged)
         ReplicationState.objects.filter(pk=1).update(position=42)
         return replication.PullResult("applied", 42, applied=1)
 
     monkeypatch.setattr(replication, "replication_pull", pull)
     answer = peer("POST", "/api/peer/nudge", {"head": 42}).json()
-    assert answer["position"] == 42 and pulls == [1]
+    assert answer["position"] == 42 and pulls == [True]
 
 
 # --- Admin accounts -------------------------------------------------------------

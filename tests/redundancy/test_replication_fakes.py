@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kws_admin.services import config_update
+from kws_admin.models import ConfigValue
 from redundancy.models import NodeState, Phase
 from redundancy.peer import PeerError
 from users import ipei
@@ -24,20 +24,22 @@ SECRET = "pairing-secret-0123456789"
 UUID = "11111111-2222-4333-8444-555555555555"
 
 
+def _configure(values: dict[str, str]) -> None:
+    # Stored directly: these tests are about replication, not about the rules (and
+    # licenses) a change of node type goes through in config_update.
+    for key, value in values.items():
+        ConfigValue.objects.update_or_create(key=key, defaults={"value": value})
+
+
 def become_master() -> None:
-    config_update(
-        changes={"redundancy.mode": "master", "redundancy.peer": "127.0.0.1:9",
-                 "redundancy.secret": SECRET, "redundancy.database_uuid": UUID},
-        actor="test",
-    )  # fmt: skip
+    _configure({"redundancy.mode": "master", "redundancy.peer": "127.0.0.1:9",
+                "redundancy.secret": SECRET, "redundancy.database_uuid": UUID})  # fmt: skip
 
 
 def become_backup(*, database_uuid: str = UUID, phase: str = Phase.NORMAL) -> None:
-    config_update(
-        changes={"redundancy.mode": "slave", "redundancy.peer": "127.0.0.1:9",
-                 "redundancy.secret": SECRET, "redundancy.database_uuid": database_uuid},
-        actor="test",
-    )  # fmt: skip
+    _configure({"redundancy.mode": "slave", "redundancy.peer": "127.0.0.1:9",
+                "redundancy.secret": SECRET,
+                "redundancy.database_uuid": database_uuid})  # fmt: skip
     NodeState.objects.update_or_create(pk=1, defaults={"phase": phase})
 
 

@@ -53,6 +53,14 @@ def test_a_pull_does_nothing_unless_this_is_a_joined_backup_with_a_uuid(setup, r
     assert master.requests == []
 
 
+def test_a_nudge_from_the_master_pulls_before_this_backups_engine_says_normal():
+    become_backup(phase=Phase.SINGLE)
+    master = FakeMaster()
+    master.upsert(1)
+    assert replication_pull(client=master).outcome == "skipped"
+    assert replication_pull(client=master, nudged=True).position == 1
+
+
 def test_a_first_join_starts_with_a_snapshot_then_follows_the_log(master):
     master.upsert(1)
     master.upsert(2)

@@ -182,8 +182,28 @@ def _user_snapshot() -> list[dict[str, Any]]:
 
 
 def _user_restore(rows: list[dict[str, Any]]) -> None:
-    DectUser.objects.all().delete()
-    DectUser.objects.bulk_create([DectUser(**_user_fields(row)) for row in rows], batch_size=1000)
+    # Rows are kept by id, not deleted and re-created: node-local rows that point at a
+    # user (its SIP registration) survive a resync.
+    wanted = {int(row["id"]): _user_fields(row) for row in rows}
+    DectUser.objects.exclude(id__in=list(wanted)).delete()
+    current = {row["id"]: row for row in DectUser.objects.values(*_USER_FIELDS)}
+    changed = [pk for pk, row in current.items() if row != wanted[pk]]
+    if changed:
+        # Free their unique values first, so users that swapped extensions or IPEIs do
+        # not collide half way (extensions are digits, so "~id" is never taken).
+        DectUser.objects.bulk_update(
+            [DectUser(id=pk, extension=f"~{pk}", ipei=None) for pk in changed],
+            ["extension", "ipei"],
+            batch_size=1000,
+        )
+        DectUser.objects.bulk_update(
+            [DectUser(**wanted[pk]) for pk in changed],
+            [name for name in _USER_FIELDS if name != "id"],
+            batch_size=1000,
+        )
+    DectUser.objects.bulk_create(
+        [DectUser(**row) for pk, row in wanted.items() if pk not in current], batch_size=1000
+    )
 
 
 # --- user_assignment: the NODE column of many users at once -----------------

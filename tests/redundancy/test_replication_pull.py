@@ -191,6 +191,22 @@ def test_a_node_that_wrote_as_master_resyncs_when_it_follows_again(joined):
     assert not ChangeLogEntry.objects.exists()
 
 
+def test_a_snapshot_keeps_the_rows_it_keeps_so_local_runtime_rows_survive(master):
+    from django.utils import timezone
+
+    from users.models import SipRegistration
+
+    for pk, extension in ((1, "2001"), (2, "2002"), (3, "2003")):
+        DectUser.objects.create(**user_row(pk, extension=extension))
+    SipRegistration.objects.create(user_id=1, state="registered", changed_at=timezone.now())
+    master.upsert(1, extension="2002", ipei=user_row(2)["ipei"])  # 1 and 2 swapped
+    master.upsert(2, extension="2001", ipei=user_row(1)["ipei"])
+    master.upsert(4)
+    assert replication_pull(client=master).snapshots == 1
+    assert users() == master.users
+    assert SipRegistration.objects.get().user_id == 1
+
+
 def test_a_snapshot_replaces_admin_accounts_but_keeps_their_local_ids(master):
     kept = get_user_model().objects.create_user("admin", password="local-one-123")
     get_user_model().objects.create_user("backup-only", password="local-two-123")

@@ -188,3 +188,33 @@ def test_a_backup_that_answers_an_older_position_has_not_acknowledged(in_sync_ma
     in_sync_master.position = 1
     result = replication_nudge(seq=2)
     assert result.sent and not result.acknowledged and result.position == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_snapshot_reads_one_moment_without_blocking_writers():
+    from redundancy.replication import snapshot_build
+
+    become_master()
+    with transaction.atomic():
+        append(1)
+    held = threading.Event()
+    release = threading.Event()
+
+    def writer_holding_the_head() -> None:
+        try:
+            with transaction.atomic():
+                append(2)
+                held.set()
+                release.wait(5)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer_holding_the_head)
+    thread.start()
+    held.wait(5)
+    started = time.monotonic()
+    snapshot = snapshot_build()  # REPEATABLE READ: does not wait for the open write
+    release.set()
+    thread.join()
+    assert time.monotonic() - started < 1
+    assert snapshot["head"] == 1

@@ -2,12 +2,15 @@
 
 Master at http://127.0.0.1:8000, backup at http://127.0.0.1:8001, each with its
 own data folder under var/demo/ (SQLite and the filesystem broker: no servers
-needed). Ctrl-C stops every process this started.
+needed), its own ARI and the license codes of its role (14075250 master,
+14075260 backup, 1000 users) from a demo vendor key in var/demo/vendor/.
+Ctrl-C stops every process this started.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -28,6 +31,25 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def _licenses(folder: Path, users: int) -> tuple[str, dict[str, tuple[str, list[str]]]]:
+    """The demo vendor's public key, and each server's ARI and license codes (made once)."""
+    from licensing.ari import ari_generate
+    from licensing.vendor import Vendor
+
+    vendor = Vendor.in_folder(folder)
+    path = folder / "servers.json"
+    if not path.exists():
+        master_ari = ari_generate()
+        backup_ari = ari_generate(avoid={master_ari})
+        servers = {
+            "master": (master_ari, vendor.server_codes(ari=master_ari, mode="master", users=users)),
+            "backup": (backup_ari, vendor.server_codes(ari=backup_ari, mode="slave", users=users)),
+        }
+        path.write_text(json.dumps(servers, indent=2))
+    servers = {name: (ari, codes) for name, (ari, codes) in json.loads(path.read_text()).items()}
+    return vendor.public_key, servers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200, help="demo users on the master")
@@ -41,11 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         with lock:
             print(line, flush=True)
 
-    master = Node("master", 8000, DEMO_DIR / "master", output=output)
-    backup = Node("backup", 8001, DEMO_DIR / "backup", output=output)
+    public_key, servers = _licenses(DEMO_DIR / "vendor", users=1000)
+    env = {"KWS_LICENSE_PUBLIC_KEY": public_key}
+    master = Node("master", 8000, DEMO_DIR / "master", env=env, output=output)
+    backup = Node("backup", 8001, DEMO_DIR / "backup", env=env, output=output)
     for node, mode, peer in ((master, "master", backup), (backup, "slave", master)):
+        ari, codes = servers[node.name]
         result = node.manage(
             "kwsinit",
+            f"--set=system.ari={ari}",
+            *[f"--license={code}" for code in codes],
             f"--set=redundancy.mode={mode}",
             f"--set=redundancy.peer={peer.host}:{peer.port}",
             f"--set=redundancy.secret={secret}",

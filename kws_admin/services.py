@@ -62,6 +62,8 @@ def config_update(
     with transaction.atomic():
         old = config_read()
         new, notes = config.apply_change(old, changes)
+        if new["redundancy.mode"] != old["redundancy.mode"] and not during_failover:
+            _license_check(new["redundancy.mode"])
         result = ConfigChange(notes=notes)
         for name, value in new.items():
             if value != old[name]:
@@ -76,6 +78,16 @@ def config_update(
             )
             event_record(kind="config", message=f"Configuration changed: {described}", actor=actor)
     return result
+
+
+def _license_check(mode: str) -> None:
+    """A master or backup needs its redundancy license (14075250 / 14075260).
+    Promotion and switchover (``during_failover``) keep the licenses the server has."""
+    from licensing.selectors import redundancy_license_missing
+
+    missing = redundancy_license_missing(mode)
+    if missing:
+        raise config.ConfigError({"redundancy.mode": missing})
 
 
 def config_export(*, include_secrets: bool = False) -> str:

@@ -46,6 +46,7 @@ def own_claims(values: dict[str, Any] | None = None) -> sm.Claims:
         firmware=settings.FIRMWARE_VERSION,
         database_uuid=values["redundancy.database_uuid"],
         features=licensed_features(),
+        ari=values["system.ari"],
     )
 
 

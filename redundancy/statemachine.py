@@ -50,6 +50,8 @@ class Claims:
     firmware: str
     database_uuid: str
     features: dict[str, Any] = field(default_factory=dict)
+    # The server's own ARI (the backup acts under the master's with the ARI swap).
+    ari: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Claims:
@@ -59,6 +61,7 @@ class Claims:
             firmware=str(data.get("firmware", "")),
             database_uuid=str(data.get("database_uuid", "")),
             features=dict(data.get("features") or {}),
+            ari=str(data.get("ari", "")),
         )
 
 

@@ -11,3 +11,26 @@ def admin_user(db):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture(scope="session")
+def license_vendor():
+    from licensing.vendor import Vendor
+
+    return Vendor.create()
+
+
+@pytest.fixture
+def licensed(db, settings, license_vendor):
+    """This single server holds both redundancy licenses (14075250 and 14075260), so a
+    test may make it a master or a backup as an administrator would after installing them."""
+    from licensing.products import BACKUP_REDUNDANCY, MASTER_REDUNDANCY
+    from licensing.services import ari_ensure, license_install
+
+    settings.LICENSE_PUBLIC_KEY = license_vendor.public_key
+    from kws_admin.services import config_read
+
+    ari = ari_ensure(actor="test") or config_read()["system.ari"]
+    for product in (MASTER_REDUNDANCY, BACKUP_REDUNDANCY):
+        license_install(text=license_vendor.issue(ari=ari, product=product), actor="test")
+    return license_vendor

@@ -105,6 +105,15 @@ def _record(user: DectUser) -> int:
     return changelog_append(entity="user", op="upsert", key=str(user.pk), data=dect_user_data(user))
 
 
+def _user_limit_check(*, adding: int) -> None:
+    """Refuse users beyond the licensed user count (none installed: no limit)."""
+    from licensing.selectors import user_limit_message
+
+    message = user_limit_message(users_after=DectUser.objects.count() + adding)
+    if message:
+        raise ValidationError(message)
+
+
 def dect_user_create(*, actor: str, **fields: Any) -> DectUser:
     """Create a DECT user from EDITABLE fields; return it.
 
@@ -114,6 +123,7 @@ def dect_user_create(*, actor: str, **fields: Any) -> DectUser:
     user = DectUser(**fields)
     with transaction.atomic():
         dect_user_validate(user)
+        _user_limit_check(adding=1)
         _save(user)
         _record(user)
         event_record(kind="user", message=f"User {user} created.", actor=actor)
@@ -176,6 +186,7 @@ def dect_user_seed_demo(*, count: int, seed: int = 6000) -> int:
     with transaction.atomic():
         if DectUser.objects.exists():
             return 0
+        _user_limit_check(adding=len(users))
         DectUser.objects.bulk_create(users)
         for user in users:
             _record(user)

@@ -9,7 +9,11 @@ from playwright.sync_api import Page, expect
 from kws_admin.models import PasswordChangeRequired
 from kws_admin.services import config_read
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("licensed"),
+]
 
 
 def log_in(page: Page, base: str, password: str = "initial-Passw0rd") -> None:

@@ -9,7 +9,7 @@ from kws_admin.models import ConfigValue
 from kws_admin.services import config_read
 from redundancy.models import Event
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
 SECRET = "a-pairing-secret-of-some-length"
 

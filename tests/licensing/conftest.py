@@ -1,6 +1,6 @@
 import pytest
 
-from tests.licensing.factories import Vendor, node_setup
+from tests.licensing.factories import TRUSTED, Vendor, node_setup
 
 
 @pytest.fixture(scope="session")
@@ -10,9 +10,11 @@ def vendor() -> Vendor:
 
 
 @pytest.fixture
-def trusted(settings, vendor: Vendor) -> Vendor:
+def trusted(settings, vendor: Vendor):
     settings.LICENSE_PUBLIC_KEY = vendor.public_text
-    return vendor
+    TRUSTED.append(vendor)
+    yield vendor
+    TRUSTED.remove(vendor)
 
 
 @pytest.fixture

@@ -47,11 +47,33 @@ class Vendor:
         )
 
 
-def node_setup(*, ari: str = OWN_ARI, mode: str = "single") -> None:
-    """This node with an ARI and a node type (a paired type gets a peer and a secret)."""
-    from kws_admin.services import config_update
+# The vendor the node under test trusts (set by the ``trusted`` fixture).
+TRUSTED: list[Vendor] = []
 
-    changes = {"system.ari": ari, "redundancy.mode": mode}
-    if mode != "single":
-        changes.update({"redundancy.peer": "10.0.0.2", "redundancy.secret": PAIRING_SECRET})
-    config_update(changes=changes, actor="test")
+
+def node_setup(*, ari: str = OWN_ARI, mode: str = "single", licensed: bool = True) -> None:
+    """This node with an ARI and a node type (a paired type gets a peer and a secret).
+
+    A master or backup first gets the license its node type needs, as an
+    administrator must install it before saving the node type. ``licensed=False``
+    makes a node that lost its license since (its rows written directly)."""
+    from kws_admin.models import ConfigValue
+    from kws_admin.services import config_update
+    from licensing.products import REQUIRED_FOR_MODE
+    from licensing.services import license_install
+
+    config_update(changes={"system.ari": ari}, actor="test")
+    if mode == "single":
+        return
+    if not licensed:
+        rows = {"redundancy.mode": mode, "redundancy.peer": "10.0.0.2",
+                "redundancy.secret": PAIRING_SECRET}  # fmt: skip
+        for key, value in rows.items():
+            ConfigValue.objects.update_or_create(key=key, defaults={"value": value})
+        return
+    license_install(text=TRUSTED[-1].issue(ari=ari, product=REQUIRED_FOR_MODE[mode]), actor="test")
+    config_update(
+        changes={"redundancy.mode": mode, "redundancy.peer": "10.0.0.2",
+                 "redundancy.secret": PAIRING_SECRET},
+        actor="test",
+    )  # fmt: skip

@@ -116,9 +116,9 @@ def test_a_single_server_takes_either_redundancy_license_before_it_is_paired(nod
 
 
 def test_a_backup_installs_its_own_license_although_its_configuration_is_locked(db, trusted):
-    node_setup(mode="slave")
-    license_install(text=trusted.issue(product=BACKUP_REDUNDANCY), actor="alice")
-    assert License.objects.count() == 1
+    node_setup(mode="slave")  # installs the backup license, then locks configuration
+    license_install(text=trusted.issue(product=USER_LICENSE, users=100), actor="alice")
+    assert License.objects.count() == 2
 
 
 def test_nothing_is_installed_during_a_failover(node):

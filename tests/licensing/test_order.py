@@ -71,6 +71,9 @@ def test_the_same_ari_for_both_servers_is_refused():
 
 # --- The page ---------------------------------------------------------------------
 
+# node_setup issues the license a master or backup needs from the trusted vendor.
+pytestmark = pytest.mark.usefixtures("trusted")
+
 PARAMS = {"situation": "pair", "master_ari": OWN_ARI.lower(), "backup_ari": OTHER_ARI,
           "users": "500", "reference": "PO 4711"}  # fmt: skip
 

@@ -44,7 +44,7 @@ def test_a_master_and_a_backup_with_matching_codes_claim_the_same_features(db, t
     from licensing.models import License
 
     License.objects.all().delete()
-    node_setup(mode="slave")
+    node_setup(mode="slave", licensed=False)
     install(trusted, product=BACKUP_REDUNDANCY, users=500)
     assert licensed_features() == on_master == {"redundancy": True, "users": 500}
 
@@ -109,7 +109,7 @@ def test_the_swap_holds_during_a_failover(db, trusted):
 
 
 def test_a_backup_without_its_license_keeps_its_own_ari(db, trusted):
-    node_setup(mode="slave")
+    node_setup(mode="slave", licensed=False)
     pair_formed()
     assert system_ari() == OWN_ARI
     assert "no backup redundancy license (14075260)" in system_ari_status().reason

@@ -86,7 +86,7 @@ def test_a_failover_lock_is_shown_on_the_form(admin_client, node):
 
 
 def test_the_page_says_which_product_a_master_without_license_needs(admin_client, db, trusted):
-    node_setup(mode="master")
+    node_setup(mode="master", licensed=False)
     html = admin_client.get(URL).text
     assert "needs license 14075250 (master redundancy) for this server&#x27;s ARI" in html
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 from kws_admin.services import config_update
 from redundancy.models import Event, NodeState, Phase
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
 MENU = ["Status", "Users", "Base stations", "Configuration", "Redundancy", "Licenses", "Event log"]
 

@@ -9,7 +9,7 @@ from kws_admin.services import config_update
 from redundancy import signing
 from redundancy.models import Event, NodeState
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
 SECRET = "pairing-secret-0123456789"
 PATH = "/api/peer/heartbeat"
@@ -26,7 +26,7 @@ def master(db):
 
 def backup_status(**claims):
     return {"claims": {"node": "kws-b", "mode": "slave", "firmware": "PCS06B",
-                       "database_uuid": "", "features": {}, **claims}}  # fmt: skip
+                       "database_uuid": "", "features": {"redundancy": True}, **claims}}  # fmt: skip
 
 
 def post(payload, *, secret=SECRET, headers=None, raw=None):

@@ -7,7 +7,7 @@ from kws_admin.models import ConfigValue
 from kws_admin.services import config_read, config_update
 from redundancy.models import Event
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
 SECRET = "pairing-secret-0123456789"
 

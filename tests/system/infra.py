@@ -19,6 +19,8 @@ from typing import Any
 import psycopg
 
 from kws_admin.cluster import Node
+from licensing.ari import ari_generate
+from licensing.vendor import Vendor
 
 PG_ADMIN_URL = os.environ.get("KWS_TEST_PG_URL", "postgresql://kws:kws@127.0.0.1:5432/postgres")
 ADMIN_PASSWORD = "initial-Passw0rd"
@@ -181,22 +183,44 @@ class Pair:
 
 @contextmanager
 def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int = 2,
-                 master_env=None, backup_env=None, backup_init=()) -> Iterator[Pair]:  # fmt: skip
-    """A master and a backup, each on its own PostgreSQL and Redis, paired and started."""
+                 master_env=None, backup_env=None, backup_init=(),
+                 licensed_users: int = 500, backup_licensed_users: int | None = None,
+                 ) -> Iterator[Pair]:  # fmt: skip
+    """A master and a backup, each on its own PostgreSQL and Redis, licensed, paired, started.
+
+    Each server gets its own ARI and the codes its role needs from a vendor key
+    made for this cluster: the redundancy license and a user license
+    (``backup_licensed_users`` gives the backup another user count).
+    """
+    vendor = Vendor.create()
+    license_env = {"KWS_LICENSE_PUBLIC_KEY": vendor.public_key}
+    master_ari = ari_generate()
+    backup_ari = ari_generate(avoid={master_ari})
     with ExitStack() as stack:
         master, master_db = stack.enter_context(
-            node_stack("master", log=log, tmp=tmp, env={**FAST, **(master_env or {})})
+            node_stack(
+                "master", log=log, tmp=tmp, env={**FAST, **license_env, **(master_env or {})}
+            )
         )
         backup, backup_db = stack.enter_context(
-            node_stack("backup", log=log, tmp=tmp, env={**FAST, **(backup_env or {})})
+            node_stack(
+                "backup", log=log, tmp=tmp, env={**FAST, **license_env, **(backup_env or {})}
+            )
         )
         common = [f"--set=redundancy.secret={SECRET}", f"--set=redundancy.failover_time={failover_time}",
                   "--admin=admin", f"--admin-password={ADMIN_PASSWORD}"]  # fmt: skip
-        master.manage("kwsinit", "--set=redundancy.mode=master",
-                      f"--set=redundancy.peer=127.0.0.1:{backup.port}", *common)  # fmt: skip
+        master_codes = vendor.server_codes(ari=master_ari, mode="master", users=licensed_users)
+        backup_codes = vendor.server_codes(
+            ari=backup_ari, mode="slave",
+            users=licensed_users if backup_licensed_users is None else backup_licensed_users,
+        )  # fmt: skip
+        master.manage("kwsinit", "--set=redundancy.mode=master", f"--set=system.ari={master_ari}",
+                      f"--set=redundancy.peer=127.0.0.1:{backup.port}", *common,
+                      *[f"--license={c}" for c in master_codes])  # fmt: skip
         master.manage("kwsdemo", f"--users={users}")
-        backup.manage("kwsinit", "--set=redundancy.mode=slave",
-                      f"--set=redundancy.peer=127.0.0.1:{master.port}", *common, *backup_init)  # fmt: skip
+        backup.manage("kwsinit", "--set=redundancy.mode=slave", f"--set=system.ari={backup_ari}",
+                      f"--set=redundancy.peer=127.0.0.1:{master.port}", *common, *backup_init,
+                      *[f"--license={c}" for c in backup_codes])  # fmt: skip
         for node in (master, backup):
             node.start()
         for node in (master, backup):

@@ -32,20 +32,22 @@ def test_the_pair_forms_and_splits_users_about_half_each(tmp_path, cluster_log):
 
 
 @pytest.mark.parametrize(
-    ("backup_env", "backup_init", "cause"),
+    ("backup_env", "backup_init", "backup_users", "cause"),
     [
-        ({"KWS_FIRMWARE": "PCS06A"}, (), "firmware differs: master PCS06B, backup PCS06A"),
-        ({}, ("--set=redundancy.database_uuid=0f0f0f0f-0000-4000-8000-000000000000",),
+        ({"KWS_FIRMWARE": "PCS06A"}, (), None, "firmware differs: master PCS06B, backup PCS06A"),
+        ({}, (), 100, "licensed features differ: users: master 500, backup 100"),
+        ({}, ("--set=redundancy.database_uuid=0f0f0f0f-0000-4000-8000-000000000000",), None,
          "database UUID differs"),
     ],
-    ids=["firmware", "uuid"],
+    ids=["firmware", "licensed-features", "uuid"],
 )  # fmt: skip
 def test_a_mismatched_backup_is_rejected_and_both_event_logs_name_the_cause(
-    tmp_path, cluster_log, backup_env, backup_init, cause
+    tmp_path, cluster_log, backup_env, backup_init, backup_users, cause
 ):
     with pair_cluster(
-        tmp_path, cluster_log, backup_env=backup_env, backup_init=backup_init
-    ) as pair:
+        tmp_path, cluster_log, backup_env=backup_env, backup_init=backup_init,
+        backup_licensed_users=backup_users,
+    ) as pair:  # fmt: skip
         wait_until(lambda: pair.backup_db.phase() == "rejected", timeout=20, what="backup rejected")
         wait_until(lambda: pair.master_db.phase() == "rejected", timeout=10, what="master rejects")
         for db in (pair.master_db, pair.backup_db):

@@ -10,7 +10,7 @@ from users import ipei
 from users.models import DectUser, SipRegistration
 from users.services import dect_user_create, dect_user_seed_demo
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
 
 def make(extension, **fields):
@@ -79,7 +79,9 @@ def test_a_page_costs_the_same_number_of_queries_at_10_and_at_400_users(admin_cl
     DectUser.objects.all().delete()
     dect_user_seed_demo(count=400)
     for user in DectUser.objects.all()[:100]:
-        SipRegistration.objects.create(user=user, state="registered", changed_at="2026-01-01T00:00Z")
+        SipRegistration.objects.create(
+            user=user, state="registered", changed_at="2026-01-01T00:00Z"
+        )
     assert queries() == few
 
 
@@ -109,7 +111,9 @@ def test_add_user_through_the_form(admin_client):
         ({"extension": "12ab"}, "extension", "is not an extension"),
     ],
 )
-def test_bad_values_and_duplicates_are_refused_with_a_clear_message(admin_client, fields, field, message):
+def test_bad_values_and_duplicates_are_refused_with_a_clear_message(
+    admin_client, fields, field, message
+):
     make("2001", ipei=ipei.make(3180, 1))
     data = {"extension": "2200", "subscription": "none", **fields}
     before = DectUser.objects.count()
@@ -143,7 +147,9 @@ def test_a_backup_refuses_user_changes_with_423(admin_client):
     user = make("2001")
     config_update(changes={"redundancy.mode": "slave", "redundancy.peer": "10.0.0.1",
                            "redundancy.secret": "x" * 16}, actor="test")  # fmt: skip
-    response = admin_client.post(reverse("user_create"), {"extension": "2002", "subscription": "none"})
+    response = admin_client.post(
+        reverse("user_create"), {"extension": "2002", "subscription": "none"}
+    )
     assert response.status_code == 423
     assert "this server is the backup" in response.text
     assert admin_client.post(reverse("user_delete", args=[user.pk])).status_code == 423
@@ -201,6 +207,8 @@ def test_a_file_with_a_bad_row_imports_nothing_and_reports_each_rejected_row(adm
 def test_a_malformed_file_is_refused_with_the_reason(admin_client, data, message):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    response = admin_client.post(reverse("user_import"), {"file": SimpleUploadedFile("u.csv", data)})
+    response = admin_client.post(
+        reverse("user_import"), {"file": SimpleUploadedFile("u.csv", data)}
+    )
     assert message in response.text
     assert DectUser.objects.count() == 0

@@ -1,5 +1,6 @@
 """Fill an empty node with the demo data set."""
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from redundancy.locks import Locked
@@ -17,4 +18,6 @@ class Command(BaseCommand):
             created = dect_user_seed_demo(count=users)
         except Locked as exc:
             raise CommandError(f"demo users not created: {exc.reason}") from None
+        except ValidationError as exc:
+            raise CommandError(f"demo users not created: {' '.join(exc.messages)}") from None
         self.stdout.write(f"{created} demo users created" if created else "demo users exist")

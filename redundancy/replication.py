@@ -433,8 +433,10 @@ def changelog_append(*, entity: str, op: str, key: str, data: Any) -> int:
         raise ValueError(f"no replicated entity {entity!r} with op {op!r}")
     if not transaction.get_connection().in_atomic_block:
         raise TransactionManagementError("changelog_append must run inside transaction.atomic()")
-    write_check()
+    # Lock the head first, then check: a write that waited for a switchover to finish
+    # must see that this server has become the backup since.
     head = _head_locked()
+    write_check()
     head.seq += 1
     head.save(update_fields=["seq"])
     ChangeLogEntry.objects.create(

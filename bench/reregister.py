@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""Re-registration benchmark: N users REGISTER with digest authentication from one node.
+
+Starts its own Kamailio (users/pbx.py, deploy/kamailio/kamailio.cfg) on a free loopback
+port, fills the subscriber table with ``--users`` accounts, and measures:
+
+- ``registrations_per_s``: a fresh SipRegistrationClient (as after a takeover: no nonce
+  known, so each user is challenge + answer) registers every user, unlimited rate,
+  ``--in-flight`` transactions at once; the count is then checked in Kamailio's own
+  location table (``usrloc:registered_users`` and ``ul.dump``).
+- ``unregistrations_per_s``: the same client un-registers them all (nonce reused).
+- ``sipp_registrations_per_s``: where SIPp is installed (Debian ``sip-tester``), the
+  same users registered by SIPp against the same Kamailio in the same run, with the same
+  bound on calls in flight, as a reference load generator; else null with a reason.
+
+Prints one JSON line and one summary line; stops everything it started.
+
+    .venv/bin/python bench/reregister.py [--users 2000] [--in-flight 200] [--transport udp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from users.pbx import Kamailio, free_port  # noqa: E402 - needs the path above
+from users.sip.client import Credentials, SipRegistrationClient  # noqa: E402
+
+SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="REGISTER with digest">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[field1] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Max-Forwards: 70
+      From: <sip:[field0]@[field1]>;tag=[pid]t[call_number]
+      To: <sip:[field0]@[field1]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
+      Expires: 3600
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[field1] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Max-Forwards: 70
+      From: <sip:[field0]@[field1]>;tag=[pid]t[call_number]
+      To: <sip:[field0]@[field1]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
+      [field2]
+      Expires: 3600
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+async def run_client(
+    pbx: Kamailio, accounts: dict[str, Credentials], transport: str, in_flight: int
+) -> dict[str, Any]:
+    client = SipRegistrationClient(
+        server=(pbx.host, pbx.port),
+        transport=transport,  # type: ignore[arg-type]
+        rate=None,
+        max_in_flight=in_flight,
+        backoff_initial=60,  # a failure counts as failed, not retried within the run
+    )
+    await client.start()
+    started = time.perf_counter()
+    client.set_accounts(accounts)
+    progress = await client.wait(lambda p: p.settled, timeout=300)
+    seconds = time.perf_counter() - started
+    in_kamailio = pbx.registered_users()
+    in_dump = len(pbx.location())
+    sent = dict(client.sent)
+    started = time.perf_counter()
+    await client.stop(unregister=True, timeout=300)
+    unregister_s = time.perf_counter() - started
+    return {
+        "seconds": round(seconds, 3),
+        "registrations_per_s": round(progress.registered / seconds),
+        "failed": progress.failed,
+        "registered_in_kamailio": in_kamailio,
+        "aors_in_location_dump": in_dump,
+        "unregistrations_per_s": round(len(accounts) / unregister_s),
+        "left_in_kamailio": pbx.registered_users(),
+        "register_requests": sent.get("register", 0),
+        "retransmissions": sent.get("retransmit", 0),
+    }
+
+
+def run_sipp(pbx: Kamailio, accounts: dict[str, Credentials], transport: str, in_flight: int):
+    """SIPp registering the same users; ``(figures, None)`` or ``(None, reason)``."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        return None, "sipp is not installed (Debian package sip-tester)"
+    folder = pbx.dir / "sipp"
+    folder.mkdir(exist_ok=True)
+    (folder / "register.xml").write_text(SIPP_SCENARIO)
+    # SIPp 3.6 does not expand [fieldN] inside [authentication]; a whole keyword in an
+    # injection field is expanded, though.
+    with (folder / "users.csv").open("w", newline="") as out:
+        out.write("SEQUENTIAL\n")
+        rows = csv.writer(out, delimiter=";", lineterminator="\n")
+        for user, creds in accounts.items():
+            auth = f"[authentication username={creds.username} password={creds.password}]"
+            rows.writerow([user, pbx.host, auth])
+    n = len(accounts)
+    command = [
+        sipp, f"{pbx.host}:{pbx.port}", "-sf", str(folder / "register.xml"),
+        "-inf", str(folder / "users.csv"), "-m", str(n), "-r", "1000000", "-rp", "1000",
+        "-l", str(in_flight), "-t", "u1" if transport == "udp" else "t1",
+        "-i", pbx.host, "-p", str(free_port(pbx.host)), "-buff_size", str(4 * 1024 * 1024),
+        "-nostdin", "-nd", "-timeout", "120s", "-timeout_error",
+        "-trace_stat", "-stf", str(folder / "stat.csv"), "-fd", "1",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        return None, "sipp did not finish in 180 s"
+    seconds = time.perf_counter() - started
+    try:
+        rows = [line.rstrip("\n").split(";") for line in (folder / "stat.csv").open()]
+        last = dict(zip(rows[0], rows[-1], strict=False))
+        ok, failed = int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"])
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        return None, f"sipp exited with {done.returncode} and no statistics ({exc})"
+    return {
+        "sipp_seconds": round(seconds, 3),
+        "sipp_registrations_per_s": round(ok / seconds),
+        "sipp_failed": failed,
+        "sipp_registered_in_kamailio": pbx.registered_users(),
+    }, None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--in-flight", type=int, default=200, help="transactions at once")
+    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--no-sipp", action="store_true", help="skip the SIPp comparison")
+    args = parser.parse_args()
+
+    accounts = {f"u{i:06d}": Credentials(f"u{i:06d}", f"pw-{i:06d}") for i in range(args.users)}
+    result: dict[str, Any] = {
+        "users": args.users,
+        "transport": args.transport,
+        "in_flight": args.in_flight,
+    }
+    with Kamailio() as pbx:
+        pbx.add_subscribers((user, pbx.host, c.password) for user, c in accounts.items())
+        result.update(asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight)))
+        if args.no_sipp:
+            result.update(sipp_registrations_per_s=None, sipp_reason="--no-sipp")
+        else:
+            figures, reason = run_sipp(pbx, accounts, args.transport, args.in_flight)
+            if figures is None:
+                result.update(sipp_registrations_per_s=None, sipp_reason=reason)
+            else:
+                result.update(figures)
+    print(json.dumps(result))
+    ok = result["registered_in_kamailio"] == args.users and result["failed"] == 0
+    sipp = result["sipp_registrations_per_s"]
+    print(
+        f"{result['registrations_per_s']}/s: {args.users} users registered over "
+        f"{args.transport} with digest auth in {result['seconds']} s "
+        f"({'all' if ok else 'NOT all'} in Kamailio's location table, "
+        f"{result['failed']} failed); un-REGISTER {result['unregistrations_per_s']}/s; "
+        + (f"SIPp {sipp}/s" if sipp is not None else f"SIPp: {result['sipp_reason']}")
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -162,6 +162,8 @@ class SipRegistrationClient:
       ``refresh_margin`` seconds before it, whichever is later, less up to 10 % jitter.
     - ``t1``, ``t2``, ``timeout``: UDP retransmission starts at ``t1``, doubles up to
       ``t2`` (RFC 3261 Timer E), and a transaction gives up after ``timeout`` (Timer F).
+    - ``local_host``/``local_port``: where to bind; our Contact carries the address
+      actually used (with the default None, the one the OS routes to the PBX from).
     - ``backoff_initial``/``backoff_max``: retry delay after a failure, doubled each time.
     - ``keepalive``: seconds between CRLF pings on the TCP connection.
     - ``on_change(user, status)`` is called on the event loop at each state change; it
@@ -178,7 +180,7 @@ class SipRegistrationClient:
         max_in_flight: int = 200,
         expires: int = 3600,
         refresh_margin: float = 30.0,
-        local_host: str = "127.0.0.1",
+        local_host: str | None = None,
         local_port: int = 0,
         t1: float = 0.5,
         t2: float = 4.0,
@@ -226,7 +228,7 @@ class SipRegistrationClient:
         self._keepalive: asyncio.TimerHandle | None = None
         self._closing = False
         self._connect_lock = asyncio.Lock()
-        self._local: tuple[str, int] = (local_host, local_port)
+        self._local: tuple[str, int] = (local_host or "0.0.0.0", local_port)
         self._scheduler: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
@@ -245,8 +247,8 @@ class SipRegistrationClient:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, RCVBUF)
                 except (OSError, AttributeError):
                     logger.warning("SIP socket receive buffer is below %d bytes", RCVBUF)
-            sock.bind((self.local_host, self.local_port))
-            sock.connect(self.server)
+            sock.bind((self.local_host or "0.0.0.0", self.local_port))
+            sock.connect(self.server)  # and getsockname() now names the routed source address
             sock.setblocking(False)
             self._udp = sock
             self._local = sock.getsockname()[:2]
@@ -272,7 +274,7 @@ class SipRegistrationClient:
                 acc = _Account(
                     user=user,
                     creds=creds,
-                    call_id=f"{secrets.token_hex(10)}@{self.local_host}",
+                    call_id=secrets.token_hex(12),
                     tag=secrets.token_hex(4),
                     status=status,
                     backoff=self.backoff_initial,
@@ -671,7 +673,7 @@ class SipRegistrationClient:
                         lambda: _Tcp(self),
                         host,
                         port,
-                        local_addr=(self.local_host, self.local_port),
+                        local_addr=(self.local_host or "0.0.0.0", self.local_port),
                     )
             except (OSError, TimeoutError) as exc:
                 # asyncio's own strerror ("Connect call failed ...") hides the errno's text.

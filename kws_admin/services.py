@@ -63,7 +63,7 @@ def config_update(
         old = config_read()
         new, notes = config.apply_change(old, changes)
         if new["redundancy.mode"] != old["redundancy.mode"] and not during_failover:
-            _license_check(new["redundancy.mode"])
+            notes += _license_check(new["redundancy.mode"])
         result = ConfigChange(notes=notes)
         for name, value in new.items():
             if value != old[name]:
@@ -80,14 +80,26 @@ def config_update(
     return result
 
 
-def _license_check(mode: str) -> None:
-    """A master or backup needs its redundancy license (14075250 / 14075260).
-    Promotion and switchover (``during_failover``) keep the licenses the server has."""
+def _license_check(mode: str) -> list[str]:
+    """A master or backup needs a redundancy license (14075250 master, 14075260 backup).
+
+    A server without any is refused, naming the product to order. A server that
+    holds the other role's license may still take this role, as the note's
+    administration scenarios need (the promoted backup leads; the repaired
+    master rejoins as backup before the roles swap back): it gets a note saying
+    which product to order to keep the role for good. Promotion and switchover
+    (``during_failover``) keep the licenses the server has.
+    """
+    from licensing.models import License
+    from licensing.products import REDUNDANCY_PRODUCTS
     from licensing.selectors import redundancy_license_missing
 
     missing = redundancy_license_missing(mode)
-    if missing:
+    if not missing:
+        return []
+    if not License.objects.filter(product__in=REDUNDANCY_PRODUCTS).exists():
         raise config.ConfigError({"redundancy.mode": missing})
+    return [f"This server holds the other role's redundancy license: {missing}."]
 
 
 def config_export(*, include_secrets: bool = False) -> str:

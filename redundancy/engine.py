@@ -156,6 +156,9 @@ def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decisi
     with transaction.atomic():
         NodeState.objects.get_or_create(pk=1)
         state = NodeState.objects.select_for_update().get(pk=1)
+        # Read the settings again under the lock: a promotion or switchover may have
+        # changed this server's role while the heartbeat was on its way.
+        values = config_read()
         previous = sm.State.from_dict(state.engine.get("state"))
         decision = sm.decide(previous, observations(values, state), now)
         if decision.reason != state.reason:

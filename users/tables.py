@@ -33,7 +33,7 @@ class DectUserTable(tables.Table):
     def render_registration(self, record):
         reg = getattr(record, "registration", None)
         if reg is None:
-            return format_html('<span class="reg reg-unregistered">not registered</span>')
+            return format_html('<span class="reg reg-{}">{}</span>', "unregistered", "not registered")
         title = reg.reason or ""
         return format_html(
             '<span class="reg reg-{}" title="{}">{}</span>{}',

@@ -174,11 +174,18 @@ class Pair:
     log: LineLog
 
     def wait_paired(self, timeout: float = 30) -> None:
+        """Both nodes in phase normal and the backup caught up with the master's log."""
         wait_until(
             lambda: self.master_db.phase() == "normal" and self.backup_db.phase() == "normal",
             timeout=timeout,
             what="both nodes in phase normal",
         )
+        wait_until(self.in_sync, timeout=timeout, what="the backup to apply the master's log")
+
+    def in_sync(self) -> bool:
+        head = self.master_db.value("select seq from redundancy_changeloghead where id = 1") or 0
+        position = self.backup_db.value("select position from redundancy_replicationstate where id = 1")
+        return position is not None and position >= head
 
 
 @contextmanager

@@ -55,7 +55,7 @@ def _parse_mode(text: str) -> str:
     return value
 
 
-def split_peer(text: str) -> tuple[str, int]:
+def split_peer(text: str, default_port: int = DEFAULT_PEER_PORT) -> tuple[str, int]:
     """Split ``host``, ``host:port``, ``IPv6`` or ``[IPv6]:port`` into (host, port)."""
     text = text.strip()
     port_text = None
@@ -73,7 +73,7 @@ def split_peer(text: str) -> tuple[str, int]:
             raise ValueError(f"port {port_text!r} is not a number from 1 to 65535")
         port = int(port_text)
     else:
-        port = DEFAULT_PEER_PORT
+        port = default_port
     _check_host(host)
     return host, port
 
@@ -129,6 +129,40 @@ def _parse_secret(text: str) -> str:
     return value
 
 
+def _parse_registrar(text: str) -> str:
+    text = text.strip()
+    if text:
+        registrar_address(text)
+    return text
+
+
+def _parse_transport(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("udp", "tcp"):
+        raise ValueError(f"{text!r} is not a SIP transport; use udp or tcp")
+    return value
+
+
+def _parse_domain(text: str) -> str:
+    value = text.strip()
+    if value:
+        _check_host(value)
+    return value
+
+
+def _int_between(low: int, high: int, unit: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        raw = text.strip()
+        if not re.fullmatch(r"[+-]?\d+", raw):
+            raise ValueError(f"{text!r} is not a whole number of {unit}")
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range; use {low} to {high} {unit}")
+        return value
+
+    return parse
+
+
 KEYS: dict[str, Key] = {
     k.name: k
     for k in (
@@ -182,6 +216,37 @@ KEYS: dict[str, Key] = {
             "This server's DECT ARI (class B, 8 hexadecimal digits like 10A3F2C5); generated "
             "at installation, bound to the license codes once one is installed.",
             local=True,
+        ),
+        # The PBX both servers register their users with: configured on the master, replicated.
+        Key(
+            "sip.registrar",
+            "SIP registrar",
+            "",
+            _parse_registrar,
+            "Host or IP address of the PBX's registrar, with :port if not 5060; "
+            "empty: users are not registered.",
+        ),
+        Key("sip.transport", "SIP transport", "udp", _parse_transport, "udp or tcp."),
+        Key(
+            "sip.domain",
+            "SIP domain",
+            "",
+            _parse_domain,
+            "Domain of the users' addresses (user@domain); empty: the registrar's host.",
+        ),
+        Key(
+            "sip.rate",
+            "Registration rate",
+            100,
+            _int_between(1, 10000, "registrations per second"),
+            "REGISTER requests per second at most (the application note assumes 100).",
+        ),
+        Key(
+            "sip.expires",
+            "Registration expiry",
+            300,
+            _int_between(60, 86400, "seconds"),
+            "Seconds a registration is requested for; it is refreshed before it expires.",
         ),
     )
 }
@@ -246,6 +311,11 @@ def check_rules(config: Mapping[str, Any]) -> dict[str, str]:
                 f"required when the node type is {role}: the same secret on both servers"
             )
     return errors
+
+
+def registrar_address(text: str) -> tuple[str, int]:
+    """The (host, port) of ``sip.registrar``; the SIP port 5060 when none is given."""
+    return split_peer(text, default_port=5060)
 
 
 def format_value(name: str, value: Any) -> str:

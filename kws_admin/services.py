@@ -67,9 +67,13 @@ def config_update(
         result = ConfigChange(notes=notes)
         for name, value in new.items():
             if value != old[name]:
-                ConfigValue.objects.update_or_create(
-                    key=name, defaults={"value": config.format_value(name, value)}
-                )
+                text = config.format_value(name, value)
+                ConfigValue.objects.update_or_create(key=name, defaults={"value": text})
+                if not config.KEYS[name].local:
+                    # Shared settings are the master's: replicated, refused on a backup.
+                    from redundancy.replication import changelog_append
+
+                    changelog_append(entity="config", op="set", key=name, data={"value": text})
                 result.changed[name] = value
         if result.changed:
             described = ", ".join(

@@ -151,3 +151,27 @@ def test_export_text_refuses_malformed_and_repeated_lines():
         "line 2": "'junk' is not a 'key = value' line",
         "line 3": "redundancy.mode is given twice",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [("10.0.0.9", ("10.0.0.9", 5060)), ("pbx.example:5080", ("pbx.example", 5080)),
+     ("[::1]:5070", ("::1", 5070))],
+)  # fmt: skip
+def test_the_sip_registrar_defaults_to_port_5060(text, address):
+    assert parse("sip.registrar", text) == text
+    assert config.registrar_address(text) == address
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "rule"),
+    [
+        ("sip.registrar", "pbx example", "is not a host name"),
+        ("sip.transport", "tls", "use udp or tcp"),
+        ("sip.rate", "0", "use 1 to 10000 registrations per second"),
+        ("sip.expires", "30", "use 60 to 86400 seconds"),
+        ("sip.domain", "-bad-", "is not a host name"),
+    ],
+)
+def test_sip_settings_are_validated(key, text, rule):
+    assert rule in refusal({key: text})[key]

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from kws_admin.views import placeholder
 
@@ -12,4 +12,6 @@ urlpatterns = [
         },
         name="basestation_list",
     ),
+    # The device API (keep-alives of base stations and media resources): basestations.api.
+    path("api/", include("basestations.api_urls")),
 ]

@@ -248,6 +248,18 @@ KEYS: dict[str, Key] = {
             _int_between(60, 86400, "seconds"),
             "Seconds a registration is requested for; it is refreshed before it expires.",
         ),
+        # Base stations and media resources sign their keep-alives with it: one per system,
+        # replicated, so the backup accepts the same devices when it takes them over.
+        Key(
+            "system.device_secret",
+            "Device secret",
+            "",
+            _parse_secret,
+            f"Shared secret of the base stations and media resources, which sign their "
+            f"keep-alives with it (at least {SECRET_MIN_LENGTH} characters); empty: every "
+            "device is refused.",
+            secret=True,
+        ),
     )
 }
 

@@ -1,0 +1,160 @@
+"""The device API: keep-alives of base stations (RFPs) and media resources.
+
+Protocol
+--------
+HTTP/1.1 with JSON bodies on the node's web port (the port of the admin GUI
+and the peer API), one short connection per keep-alive.
+
+``POST /basestations/api/keepalive`` (``protocol.KEEPALIVE_PATH``) — signed like the peer API
+(``redundancy.signing``: HMAC-SHA256 over method, path, body hash, timestamp
+and nonce) with the per-system device secret (configuration key
+``system.device_secret``, replicated, so both servers accept the same
+devices) and the device's MAC as the node name (header ``X-KWS-Node``).
+Body (``protocol.KeepAlive``)::
+
+    {"mac": "00:13:D1:0A:0B:0C", "kind": "rfp" | "media", "firmware": "PCS06B",
+     "state": "synced", "peer_reachable": true | false | null,
+     "ip": "10.0.0.21", "handsets": ["2001", ...], "channels_in_use": 3}
+
+``peer_reachable`` is what the device sees of the *other* server (the one
+the request is not sent to), probed with ``GET /basestations/api/probe``
+(unsigned, answers 200 and does no database work). ``handsets`` are the
+extensions of the handsets on a base station; the server remembers where each
+handset was last seen.
+
+Answers (signed back over the request's nonce, so a device can trust a
+redirect):
+
+- 200 ``{"server": <node name>, "peer": "host:port", "interval": 1.0, "missed": 2}``:
+  attached here; ``peer`` is the other server (``redundancy.peer``).
+- 409 ``{"error": ..., "server": "host:port"}``: this server does not serve
+  devices now (a backup outside a failover); go to ``server``, the master.
+- 403 ``{"error": ...}``: unknown device (MAC not configured as that kind),
+  firmware older than PCS06A (the seed's compatibility rule), or no device
+  secret configured here. 401: unsigned, wrongly signed, stale, or a replay
+  (a keep-alive not newer than the device's last one). 400: malformed body.
+  Each refusal cause is written to the event log once per device (and
+  firmware version), not at every keep-alive.
+
+A device is configured with the master's address. It keeps alive every
+``interval`` seconds; after ``missed`` keep-alives without an answer, or at
+once when its connection is refused, it moves to the peer it learned; a 409
+sends it to the server named. So devices follow the pair: to the backup when
+the master fails and the backup takes over, back to the master when the pair
+re-forms (the backup answers 409 again).
+
+Why HTTP/JSON and not a compact UDP/TCP protocol
+------------------------------------------------
+The budget is small: even 1,000 base stations at one keep-alive a second
+are 1,000 requests/s of a few hundred bytes each. A UDP protocol would save
+the TCP handshake and Django's middleware but needs its own server process
+beside gunicorn, its own retransmission, replay and signing code and its own
+firewall port. HTTP reuses the node's web port, the peer API's signing and
+replay rules, the refused-connection signal (an immediate failure detection when a server
+is down, which UDP cannot give) and ordinary tools (curl) for diagnosis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from basestations import protocol
+from basestations.services import device_keepalive, device_refusal_record
+from kws_admin.services import config_read
+from redundancy import signing
+
+logger = logging.getLogger(__name__)
+
+
+def _quiet(response: HttpResponse) -> HttpResponse:
+    # Refusals are logged once per device and cause (services.device_refusal_record);
+    # django.request would warn at every keep-alive of a refused or redirected device.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+def _signed(secret: str, status: int, answer: dict, nonce: str) -> HttpResponse:
+    body = json.dumps(answer).encode()
+    response = _quiet(HttpResponse(body, status=status, content_type="application/json"))
+    if secret and nonce:
+        for name, value in signing.sign_response(
+            secret=secret, node=settings.NODE_NAME, status=status, request_nonce=nonce, body=body
+        ).items():
+            response[name] = value
+    return response
+
+
+def _claimed(request: HttpRequest) -> str:
+    """Who the request says it is (unverified: for the refusal message only)."""
+    signer = request.headers.get(signing.HEADER_NODE, "")[:40]
+    if signer:
+        return signer
+    try:
+        return protocol.mac_normalize(json.loads(request.body).get("mac", ""))
+    except (ValueError, AttributeError, TypeError):
+        return ""
+
+
+def _refuse(request: HttpRequest, status: int, cause: str, reason: str) -> HttpResponse:
+    remote = request.META.get("REMOTE_ADDR", "?")
+    who = _claimed(request)
+    named = f"{remote} (claims MAC {who})" if who else remote
+    message = f"Refused a device keep-alive from {named}: {reason}."
+    device_refusal_record(key=f"{cause}|{who or remote}", message=message)
+    return _quiet(JsonResponse({"error": reason}, status=status))
+
+
+def _signature_cause(reason: str) -> tuple[str, str]:
+    """A stable cause for the once-per-device log, and the reason as a device sees it."""
+    cause = " ".join(reason.replace(":", " ").split()[:2])
+    if reason.startswith("wrong signature"):
+        reason = "wrong signature (is the device signing with this system's device secret?)"
+    return cause, reason
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def keepalive(request: HttpRequest) -> HttpResponse:
+    secret = config_read()["system.device_secret"]
+    if not secret:
+        return _refuse(
+            request, 403, "nosecret",
+            "this server has no device secret (system.device_secret): every device is refused",
+        )  # fmt: skip
+    try:
+        signed = signing.verify_request(
+            secret=secret,
+            method=request.method or "POST",
+            path=request.get_full_path(),
+            body=request.body,
+            headers=request.headers,
+        )
+    except signing.SignatureError as exc:
+        cause, reason = _signature_cause(str(exc))
+        return _refuse(request, 401, cause, reason)
+    try:
+        report = protocol.keepalive_parse(
+            json.loads(request.body), request.headers.get(signing.HEADER_NODE, "")
+        )
+    except ValueError as exc:
+        return _signed(secret, 400, {"error": f"malformed keep-alive: {exc}"}, signed.nonce)
+    status, answer = device_keepalive(
+        report=report, stamp=signed.timestamp, remote=request.META.get("REMOTE_ADDR", "")
+    )
+    return _signed(secret, status, answer, signed.nonce)
+
+
+@csrf_exempt
+@login_not_required
+@require_GET
+def probe(request: HttpRequest) -> HttpResponse:
+    """Unsigned liveness probe for devices: 200 while this server's web server runs."""
+    return JsonResponse({"server": settings.NODE_NAME})

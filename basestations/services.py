@@ -1,0 +1,429 @@
+"""Writes of the base stations app.
+
+Configuration (base stations, media resources) is written on the master only:
+each write is one transaction with its change-log entry (entity ``device``)
+and its event-log entry; a backup or a locked node refuses with
+``redundancy.locks.Locked``; bad input raises ``ValidationError`` naming the
+field and the rule, and writes nothing.
+
+``device_keepalive`` handles a device's authenticated keep-alive and writes
+only this server's runtime rows (never replicated).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from basestations import protocol
+from basestations.models import (
+    BaseStation,
+    BaseStationLink,
+    DeviceRefusal,
+    HandsetSighting,
+    MediaResource,
+    MediaResourceLink,
+)
+from basestations.replication import ENTITY, device_data, device_key
+from basestations.selectors import (
+    address_of,
+    device_acceptance,
+    fresh_cutoff,
+    keepalive_interval,
+)
+from kws_admin.services import config_read
+from redundancy.locks import write_check
+from redundancy.replication import changelog_append
+from redundancy.services import event_record
+
+logger = logging.getLogger(__name__)
+
+Device = BaseStation | MediaResource
+MODELS: dict[str, type[BaseStation] | type[MediaResource]] = {
+    "rfp": BaseStation,
+    "media": MediaResource,
+}
+LINKS: dict[str, type[BaseStationLink] | type[MediaResourceLink]] = {
+    "rfp": BaseStationLink,
+    "media": MediaResourceLink,
+}
+LABEL = {"rfp": "Base station", "media": "Media resource"}
+EDITABLE = {"rfp": ("name", "mac", "location"), "media": ("name", "mac", "channels", "location")}
+CHANNELS_MAX = 128
+# A handset that stays on one base station is re-stamped at most this often (seconds):
+# a keep-alive then costs one read for its handsets, not one write per handset.
+HANDSET_REFRESH = 30.0
+# Refusals not repeated for this long are forgotten (and logged again if they return).
+REFUSAL_FORGET = timedelta(days=1)
+_EXTENSION = re.compile(r"^\d{1,32}$")
+
+
+# --- Configuration -----------------------------------------------------------
+
+
+def _fields_check(kind: str, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(EDITABLE[kind])
+    if unknown:
+        label = protocol.KIND_LABELS[kind]
+        raise TypeError(f"not a field of a {label}: {', '.join(sorted(unknown))}")
+
+
+def _normalized(device: Device) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    device.name = str(device.name or "").strip()
+    if not device.name:
+        errors["name"] = "a name is required"
+    elif len(device.name) > 64:
+        errors["name"] = "the name is at most 64 characters"
+    elif device.name.startswith("~"):
+        errors["name"] = "a name cannot start with ~"
+    try:
+        device.mac = protocol.mac_normalize(device.mac or "")
+    except ValueError as exc:
+        errors["mac"] = str(exc)
+    device.location = str(device.location or "").strip()
+    if len(device.location) > 100:
+        errors["location"] = "the location is at most 100 characters"
+    if isinstance(device, MediaResource):
+        try:
+            device.channels = int(device.channels)
+        except (TypeError, ValueError):
+            errors["channels"] = f"{device.channels!r} is not a number of channels"
+        else:
+            if not 1 <= device.channels <= CHANNELS_MAX:
+                errors["channels"] = f"a media resource has 1 to {CHANNELS_MAX} channels"
+    return errors
+
+
+def _uniqueness_errors(device: Device) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    model = type(device)
+    label = protocol.KIND_LABELS[device.kind]
+    same_kind = model.objects.exclude(pk=device.pk) if device.pk else model.objects.all()
+    taken = same_kind.filter(name=device.name).first()
+    if taken:
+        errors["name"] = f"the name {device.name} is already used by {label} {taken}"
+    for kind, other_model in MODELS.items():
+        others = other_model.objects.all()
+        if other_model is model and device.pk:
+            others = others.exclude(pk=device.pk)
+        taken = others.filter(mac=device.mac).first()
+        if taken:
+            other = protocol.KIND_LABELS[kind]
+            errors["mac"] = f"MAC {device.mac} is already used by {other} {taken}"
+    return errors
+
+
+def device_validate(device: Device) -> None:
+    """Normalize and check a base station or media resource; raise ValidationError."""
+    errors = _normalized(device)
+    if not errors:
+        errors.update(_uniqueness_errors(device))
+    if not errors:
+        try:
+            device.full_clean(validate_unique=False)
+        except ValidationError as exc:
+            errors.update({name: " ".join(msgs) for name, msgs in exc.message_dict.items()})
+    if errors:
+        raise ValidationError(errors)
+
+
+def _save(device: Device) -> None:
+    # The checks above race with a concurrent save; the unique indexes have the last word.
+    try:
+        with transaction.atomic():
+            device.save()
+    except IntegrityError:
+        raise ValidationError(
+            "the name or MAC was just taken by another device; try again"
+        ) from None
+
+
+def _record(device: Device) -> int:
+    return changelog_append(
+        entity=ENTITY, op="upsert", key=device_key(device), data=device_data(device)
+    )
+
+
+def _device_create(kind: str, *, actor: str, fields: dict[str, Any]) -> Device:
+    _fields_check(kind, fields)
+    write_check()
+    device = MODELS[kind](**fields)
+    with transaction.atomic():
+        device_validate(device)
+        _save(device)
+        _record(device)
+        event_record(kind="device", message=f"{LABEL[kind]} {device} added.", actor=actor)
+    return device
+
+
+def _device_update(device: Device, *, actor: str, fields: dict[str, Any]) -> Device:
+    _fields_check(device.kind, fields)
+    write_check()
+    try:
+        with transaction.atomic():
+            before = device_data(device)
+            for name, value in fields.items():
+                setattr(device, name, value)
+            device_validate(device)
+            after = device_data(device)
+            changed = [name for name, value in after.items() if before[name] != value]
+            if not changed:
+                return device
+            _save(device)
+            _record(device)
+            event_record(
+                kind="device",
+                message=f"{LABEL[device.kind]} {device} changed: {', '.join(changed)}.",
+                actor=actor,
+            )
+    except Exception:
+        device.refresh_from_db()
+        raise
+    return device
+
+
+def _device_delete(device: Device, *, actor: str) -> None:
+    write_check()
+    with transaction.atomic():
+        key, shown = device_key(device), str(device)
+        device.delete()
+        changelog_append(entity=ENTITY, op="delete", key=key, data={})
+        event_record(kind="device", message=f"{LABEL[device.kind]} {shown} deleted.", actor=actor)
+
+
+def basestation_create(*, actor: str, **fields: Any) -> BaseStation:
+    """Add a base station (name, mac, location); return it.
+
+    Raises ValidationError (nothing written) or Locked (not the master / locked)."""
+    return _device_create("rfp", actor=actor, fields=fields)  # type: ignore[return-value]
+
+
+def basestation_update(*, basestation: BaseStation, actor: str, **fields: Any) -> BaseStation:
+    """Change a base station's name, mac or location. Same errors as basestation_create;
+    on an error the instance is reloaded, so it never shows unsaved values."""
+    return _device_update(basestation, actor=actor, fields=fields)  # type: ignore[return-value]
+
+
+def basestation_delete(*, basestation: BaseStation, actor: str) -> None:
+    """Delete a base station (its keep-alives are refused from then on). Raises Locked."""
+    _device_delete(basestation, actor=actor)
+
+
+def media_resource_create(*, actor: str, **fields: Any) -> MediaResource:
+    """Add a media resource (name, mac, channels, location); same errors as basestation_create."""
+    return _device_create("media", actor=actor, fields=fields)  # type: ignore[return-value]
+
+
+def media_resource_update(
+    *, media_resource: MediaResource, actor: str, **fields: Any
+) -> MediaResource:
+    """Change a media resource; same errors as basestation_update."""
+    return _device_update(media_resource, actor=actor, fields=fields)  # type: ignore[return-value]
+
+
+def media_resource_delete(*, media_resource: MediaResource, actor: str) -> None:
+    """Delete a media resource. Raises Locked."""
+    _device_delete(media_resource, actor=actor)
+
+
+def devices_provision(*, basestations: int, media: int, actor: str) -> dict[str, int]:
+    """Configure the simulators' devices (``protocol.sim_mac``/``sim_name`` 1..N) that are
+    missing; return how many of each kind were added. Safe to re-run; one transaction.
+    Raises Locked on a backup, ValidationError when a name or MAC is taken otherwise."""
+    write_check()
+    added = {"rfp": 0, "media": 0}
+    with transaction.atomic():
+        for kind, count in (("rfp", basestations), ("media", media)):
+            model = MODELS[kind]
+            have = set(model.objects.values_list("mac", flat=True))
+            new = []
+            for index in range(1, count + 1):
+                mac = protocol.sim_mac(kind, index)  # type: ignore[arg-type]
+                if mac in have:
+                    continue
+                device = model(name=protocol.sim_name(kind, index), mac=mac)  # type: ignore[arg-type]
+                device_validate(device)
+                new.append(device)
+            model.objects.bulk_create(new)
+            # bulk_create gives ids on PostgreSQL and SQLite; the change log needs them.
+            for device in model.objects.filter(mac__in=[d.mac for d in new]):
+                _record(device)
+            added[kind] = len(new)
+        if added["rfp"] or added["media"]:
+            event_record(
+                kind="device",
+                message=f"Simulated devices added: {added['rfp']} base stations, "
+                f"{added['media']} media resources.",
+                actor=actor,
+            )
+    return added
+
+
+# --- Runtime: keep-alives ----------------------------------------------------
+
+
+def device_refusal_record(*, key: str, message: str, now: datetime | None = None) -> bool:
+    """Remember a refused device contact; the first time (per key) also write a warning
+    event naming the device and the cause. Return whether it was new. Safe across
+    processes: the primary key decides who logs."""
+    now = now or timezone.now()
+    key = key[:200]
+    if DeviceRefusal.objects.filter(key=key).update(
+        last_at=now, count=F("count") + 1, message=message
+    ):
+        return False
+    try:
+        with transaction.atomic():
+            DeviceRefusal.objects.create(key=key, message=message, first_at=now, last_at=now)
+    except IntegrityError:
+        return False
+    DeviceRefusal.objects.filter(last_at__lt=now - REFUSAL_FORGET).delete()
+    event_record(kind="device_refused", message=message, severity="warning")
+    return True
+
+
+def _refusals_forget(mac: str) -> None:
+    DeviceRefusal.objects.filter(key__contains=f"|{mac}").delete()
+
+
+def _handsets_record(basestation_id: int, extensions: list[str], now: datetime) -> int:
+    """Record where handsets were seen; return how many rows were written."""
+    wanted = list(dict.fromkeys(e for e in extensions if _EXTENSION.match(e)))
+    if not wanted:
+        return 0
+    stale = now - timedelta(seconds=HANDSET_REFRESH)
+    known = {
+        ext: (bs, seen)
+        for ext, bs, seen in HandsetSighting.objects.filter(extension__in=wanted).values_list(
+            "extension", "basestation_id", "seen_at"
+        )
+    }
+    rows = [
+        HandsetSighting(extension=ext, basestation_id=basestation_id, seen_at=now)
+        for ext in wanted
+        if ext not in known or known[ext][0] != basestation_id or known[ext][1] < stale
+    ]
+    if rows:
+        HandsetSighting.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["extension"],
+            update_fields=["basestation", "seen_at"],
+        )
+    return len(rows)
+
+
+def _ip(report: protocol.KeepAlive, remote: str) -> str:
+    for candidate in (report.get("ip") or "", remote):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return ""
+
+
+def device_keepalive(
+    *, report: protocol.KeepAlive, stamp: float, remote: str, now: datetime | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Handle a device's signed keep-alive (already verified); return (status, answer).
+
+    403: unknown device (MAC not configured as that kind) or firmware older
+    than ``protocol.MIN_FIRMWARE`` (an event names the device and its version,
+    once per device and version). 409: this server does not serve devices now
+    (``selectors.device_acceptance``); the answer names the master's address.
+    401: a keep-alive not newer than the last one of this device (a replay).
+    200: attached here; the answer gives the peer's address and the interval.
+
+    Every signed contact of a configured device (200, 409, firmware 403)
+    updates this server's runtime row, which the page and the witness read.
+    """
+    now = now or timezone.now()
+    kind, mac = report["kind"], report["mac"]
+    label = protocol.KIND_LABELS[kind]
+    device = MODELS[kind].objects.select_related("link").filter(mac=mac).first()
+    if device is None:
+        message = f"Refused {label} {mac}: unknown device (no {label} with this MAC is configured)."
+        device_refusal_record(key=f"unknown|{kind}|{mac}", message=message, now=now)
+        return 403, {"error": message}
+    previous = getattr(device, "link", None)
+    values: dict[str, Any] = {
+        "ip": _ip(report, remote),
+        "firmware": report["firmware"][:40],
+        "state": report["state"][:40],
+        "peer_reachable": report.get("peer_reachable"),
+        "last_contact_at": now,
+        "last_stamp": stamp,
+    }
+    if kind == "media":
+        values["channels_in_use"] = report.get("channels_in_use")
+    config = config_read()
+    refusal = protocol.firmware_refusal(report["firmware"])
+    if refusal:
+        status = 403
+        message = (
+            f"Refused {label} {device.name} ({mac}): {refusal}; update it to "
+            f"{protocol.MIN_FIRMWARE} or newer."
+        )
+        answer: dict[str, Any] = {"error": message}
+    else:
+        accepted, reason = device_acceptance(config)
+        if accepted:
+            status, message = 200, ""
+            single = config["redundancy.mode"] == "single"
+            answer = {
+                "server": settings.NODE_NAME,
+                "peer": "" if single else address_of(config["redundancy.peer"]),
+                "interval": keepalive_interval(),
+                "missed": protocol.MISSED_KEEPALIVES,
+            }
+        else:
+            status, message = 409, reason
+            answer = {"error": reason, "server": address_of(config["redundancy.peer"])}
+    was_attached = bool(
+        previous and previous.last_keepalive_at and previous.last_keepalive_at >= fresh_cutoff(now)
+    )
+    values["refusal"] = message[:200]
+    if status == 200:
+        values["last_keepalive_at"] = now
+        values["attached_since"] = previous.attached_since if was_attached and previous else now
+    else:
+        values["last_keepalive_at"] = None
+        values["attached_since"] = None
+    link_model = LINKS[kind]
+    if not link_model.objects.filter(pk=device.pk, last_stamp__lt=stamp).update(**values):
+        if previous is not None or not _link_create(link_model, device, values):
+            message = f"Refused {label} {device.name} ({mac}): replayed or out-of-order keep-alive."
+            device_refusal_record(key=f"replay|{mac}", message=message, now=now)
+            return 401, {"error": message}
+    if status == 403:
+        device_refusal_record(key=f"firmware|{mac}|{values['firmware']}", message=message, now=now)
+        return status, answer
+    if status == 200:
+        if previous is not None and previous.refusal:
+            _refusals_forget(mac)  # so a refusal that returns later is logged again
+        if not was_attached:
+            logger.info("%s %s attached here (%s)", label, device, values["ip"])
+        if kind == "rfp" and report.get("handsets"):
+            _handsets_record(device.pk, list(report["handsets"]), now)
+    return status, answer
+
+
+def _link_create(model: type[models.Model], device: Device, values: dict[str, Any]) -> bool:
+    """Create the runtime row of a device's first contact; False if another request did."""
+    field = "basestation" if device.kind == "rfp" else "media_resource"
+    try:
+        with transaction.atomic():
+            model.objects.create(**{field: device}, **values)
+    except IntegrityError:
+        return False
+    return True

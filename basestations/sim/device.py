@@ -1,0 +1,257 @@
+"""A simulated base station or media resource, and a simulated handset.
+
+A device's state machine (``on_answer``/``on_unreachable`` decide, ``step``
+does the I/O), as the application note describes a KIRK device:
+
+- ``connecting``: keep-alives to the address it was configured with (the master).
+- ``attached``: its server accepted it (200) and told it the peer's address and
+  the keep-alive interval; it keeps alive at that interval.
+- ``searching``: its server stopped answering (``missed`` keep-alives in a row,
+  or at once when the connection is refused): it tries the other server,
+  alternating while neither takes it.
+- ``redirected``: a server answered 409 (it does not serve devices now) and
+  named the server that does; the device goes there, unless it just found that
+  server unreachable (then it retries where it is: the survivor takes it once
+  its failover starts).
+- ``refused``: 401/403 (unknown device, wrong secret, firmware too old); it
+  retries slowly, as a real device would after its administrator fixed it.
+
+Beside the keep-alives it probes the other server (unsigned ``GET`` on the
+probe path) every ``PROBE_INTERVAL`` seconds and reports what it sees as
+``peer_reachable``: the split-brain witness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from basestations import protocol
+from basestations.sim.client import Answer, AsyncClient, Unreachable
+
+PROBE_INTERVAL = 3.0
+PROBE_TIMEOUT = 1.0
+REFUSED_RETRY = 10.0  # seconds between keep-alives of a refused device
+
+
+@dataclass
+class Change:
+    """One state change of a device, as the simulator reports it."""
+
+    device: str
+    state: str
+    server: str
+    detail: str = ""
+
+    def line(self) -> str:
+        where = f" {self.server}" if self.server else ""
+        return f"{self.device}: {self.state}{where}{f' ({self.detail})' if self.detail else ''}"
+
+
+class SimDevice:
+    """One simulated device; ``run`` keeps it alive until ``stop`` is set."""
+
+    def __init__(
+        self,
+        *,
+        kind: protocol.Kind,
+        mac: str,
+        name: str,
+        home: str,
+        secret: str,
+        firmware: str = "PCS06B",
+        on_change: Callable[[Change], None] | None = None,
+        rng: random.Random | None = None,
+        ip: str = "",
+        channels: int = 32,
+    ) -> None:
+        self.kind = kind
+        self.mac = mac
+        self.name = name
+        self.home = home
+        self.firmware = firmware
+        self.ip = ip
+        self.channels = channels
+        self.client = AsyncClient(secret=secret, mac=mac)
+        self.on_change = on_change
+        self.rng = rng or random.Random()
+        self.state = "connecting"
+        self.where = home  # the server the state concerns
+        self.target = home  # where the next keep-alive goes
+        self.server = ""  # the server it is attached to ('' when not attached)
+        self.server_name = ""  # that server's node name
+        self.peer = ""  # the other server, as learned from a server's answer
+        self.interval = protocol.KEEPALIVE_INTERVAL
+        self.missed_max = protocol.MISSED_KEEPALIVES
+        self.missed = 0
+        self.reachable: dict[str, bool] = {}  # what it last saw of each server
+        self.detail = ""
+        self.handsets: set[str] = set()
+        self.keepalives = 0
+        self.radio_state = "synced" if kind == "rfp" else "ok"
+
+    # --- What the device says --------------------------------------------
+
+    def other(self, address: str | None = None) -> str:
+        """The other server than ``address`` (default: the one it keeps alive with)."""
+        address = address or self.target
+        known = [a for a in (self.home, self.peer) if a and a != address]
+        return known[0] if known else ""
+
+    def report(self) -> protocol.KeepAlive:
+        other = self.other()
+        report: protocol.KeepAlive = {
+            "mac": self.mac,
+            "kind": self.kind,
+            "firmware": self.firmware,
+            "state": self.radio_state,
+            "peer_reachable": self.reachable.get(other) if other else None,
+        }
+        if self.ip:
+            report["ip"] = self.ip
+        if self.kind == "rfp":
+            report["handsets"] = sorted(self.handsets)
+        else:
+            report["channels_in_use"] = 0
+        return report
+
+    # --- The state machine (no I/O) ------------------------------------------
+
+    def _jitter(self, seconds: float) -> float:
+        return seconds * self.rng.uniform(0.8, 1.2)
+
+    def _retry(self) -> float:
+        return self._jitter(max(0.1, self.interval / 2))
+
+    def _set(self, state: str, where: str = "", detail: str = "") -> None:
+        """Enter ``state`` (``where``: the server it concerns); report it when it changed.
+        Searching has no ``where``, so a device alternating between two silent servers
+        reports once, not at every try."""
+        changed = (state, where) != (self.state, self.where)
+        self.state, self.where, self.detail = state, where, detail
+        self.server = where if state == "attached" else ""
+        if state != "attached":
+            self.server_name = ""
+        if changed and self.on_change is not None:
+            self.on_change(Change(self.name, state, where, detail))
+
+    def on_answer(self, address: str, answer: Answer) -> float:
+        """Decide on a server's answer; return the seconds until the next keep-alive."""
+        self.reachable[address] = True
+        if answer.status in (200, 409) and not answer.verified:
+            # An unsigned accept or redirect could come from anybody: ignore it.
+            return self.on_unreachable(Unreachable(address, "answer not signed", refused=False))
+        body = answer.body
+        if answer.status == 200:
+            self.missed = 0
+            self.peer = str(body.get("peer") or self.peer)
+            self.interval = float(body.get("interval") or self.interval)
+            self.missed_max = int(body.get("missed") or self.missed_max)
+            self._set("attached", address, f"peer {self.peer or 'none'}")
+            self.server_name = str(body.get("server", ""))
+            return self._jitter(self.interval)
+        if answer.status == 409:
+            self.missed = 0
+            server = str(body.get("server") or "")
+            if address not in (self.home, self.peer):
+                self.peer = address
+            if server and server != address:
+                if server not in (self.home, self.peer):
+                    self.peer = server
+                if self.reachable.get(server) is False:
+                    # The master it names is down (we just failed to reach it): stay, the
+                    # survivor accepts us when its failover starts.
+                    self._set("searching", "", f"{server} unreachable; waiting at {address}")
+                    return self._retry()
+                self.target = server
+                self._set("redirected", server, str(body.get("error", ""))[:120])
+                return 0.0
+            self._set("searching", "", str(body.get("error", ""))[:120])
+            return self._retry()
+        if answer.status in (401, 403):
+            self.missed = 0
+            self.target = self.home
+            self._set("refused", address, str(body.get("error", ""))[:200])
+            return REFUSED_RETRY
+        reason = f"answered {answer.status}: {body.get('error', '')}"
+        return self.on_unreachable(Unreachable(address, reason, refused=False))
+
+    def on_unreachable(self, exc: Unreachable) -> float:
+        """Decide on a keep-alive that got no (usable) answer; return the delay."""
+        address = exc.address
+        self.reachable[address] = False
+        self.missed += 1
+        if self.state == "attached" and not exc.refused and self.missed < self.missed_max:
+            return self._jitter(self.interval)  # one miss: keep trying the same server
+        other = self.other(address)
+        if other:
+            self.target = other
+        self.missed = 0
+        self._set("searching", "", f"{address} {exc.reason}")
+        return self._retry()
+
+    # --- I/O -----------------------------------------------------------------
+
+    async def step(self) -> float:
+        """Send one keep-alive and decide; return the seconds until the next one."""
+        address = self.target
+        self.keepalives += 1
+        try:
+            answer = await self.client.keepalive(address, self.report())
+        except Unreachable as exc:
+            return self.on_unreachable(exc)
+        return self.on_answer(address, answer)
+
+    async def probe_once(self) -> None:
+        other = self.other()
+        if other:
+            self.reachable[other] = await self.client.probe(other, PROBE_TIMEOUT)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep alive (and probe the other server) until ``stop`` is set."""
+        self.client.timeout = max(0.5, min(2.0, self.interval))
+        prober = asyncio.create_task(self._probe_loop(stop))
+        try:
+            # Spread the first keep-alives over one interval, as devices powering up would.
+            delay = self.rng.uniform(0, self.interval)
+            while not await _stopped(stop, delay):
+                delay = await self.step()
+                self.client.timeout = max(0.5, min(2.0, self.interval))
+        finally:
+            prober.cancel()
+
+    async def _probe_loop(self, stop: asyncio.Event) -> None:
+        while not await _stopped(stop, self._jitter(PROBE_INTERVAL)):
+            await self.probe_once()
+
+
+async def _stopped(stop: asyncio.Event, delay: float) -> bool:
+    """Sleep ``delay`` seconds; True at once if ``stop`` is set meanwhile."""
+    if delay <= 0:
+        return stop.is_set()
+    try:
+        await asyncio.wait_for(stop.wait(), delay)
+    except TimeoutError:
+        return False
+    return True
+
+
+@dataclass
+class SimHandset:
+    """A handset of a user (its extension), on one base station at a time."""
+
+    extension: str
+    basestation: SimDevice | None = None
+    roams: int = 0
+    history: list[str] = field(default_factory=list)
+
+    def attach(self, basestation: SimDevice) -> None:
+        if self.basestation is not None:
+            self.basestation.handsets.discard(self.extension)
+        self.basestation = basestation
+        basestation.handsets.add(self.extension)
+        self.roams += 1
+        self.history.append(basestation.name)
+        del self.history[:-10]

@@ -1,0 +1,285 @@
+"""The simulators: a device's state machine, and devices against real HTTP servers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.management import call_command
+
+from basestations import protocol
+from basestations.sim import Answer, SimDevice, Simulation, Unreachable, keepalive_once
+from basestations.sim.device import REFUSED_RETRY
+from redundancy import signing
+
+SECRET = "device-secret-for-tests"
+A, B = "10.0.0.1:8000", "10.0.0.2:8001"
+
+
+def device(**kw) -> SimDevice:
+    changes = kw.pop("changes", None)
+    return SimDevice(kind="rfp", mac=protocol.sim_mac("rfp", 1), name="RFP 001", home=A,
+                     secret=SECRET, on_change=changes.append if changes is not None else None,
+                     **kw)  # fmt: skip
+
+
+def accepted(peer=B, interval=1.0) -> Answer:
+    return Answer(200, {"server": "master", "peer": peer, "interval": interval, "missed": 2}, True)
+
+
+def redirect(server) -> Answer:
+    return Answer(409, {"error": "this server is the backup", "server": server}, True)
+
+
+def test_an_accepted_device_is_attached_and_learns_the_peer_and_interval():
+    d = device()
+    delay = d.on_answer(A, accepted(interval=2.0))
+    assert (d.state, d.server, d.peer, d.interval) == ("attached", A, B, 2.0)
+    assert 1.6 <= delay <= 2.4
+    assert d.report()["peer_reachable"] is None  # it has not probed the peer yet
+    d.reachable[B] = True
+    assert d.report()["peer_reachable"] is True
+
+
+def test_a_refused_connection_moves_the_device_to_the_peer_at_once():
+    changes = []
+    d = device(changes=changes)
+    d.on_answer(A, accepted())
+    d.on_unreachable(Unreachable(A, "connection refused", refused=True))
+    assert (d.state, d.target, d.server) == ("searching", B, "")
+    assert d.report()["peer_reachable"] is False  # seen from B, A is the other server
+    assert [c.state for c in changes] == ["attached", "searching"]
+    assert "connection refused" in changes[-1].line()
+
+
+def test_a_device_waits_for_the_missed_keepalives_before_it_moves():
+    d = device()
+    d.on_answer(A, accepted())
+    d.on_unreachable(Unreachable(A, "no answer within 1 s", refused=False))
+    assert (d.state, d.target) == ("attached", A)
+    d.on_unreachable(Unreachable(A, "no answer within 1 s", refused=False))
+    assert (d.state, d.target) == ("searching", B)
+
+
+def test_a_redirect_to_a_master_it_just_lost_keeps_it_at_the_backup():
+    d = device()
+    d.on_answer(A, accepted())
+    d.on_unreachable(Unreachable(A, "connection refused", refused=True))
+    delay = d.on_answer(B, redirect(A))
+    assert (d.state, d.target) == ("searching", B) and delay > 0
+    assert d.on_answer(B, accepted(peer=A)) > 0
+    assert (d.state, d.server, d.peer) == ("attached", B, A)
+
+
+def test_a_redirect_to_a_reachable_master_moves_the_device_back_at_once():
+    changes = []
+    d = device(changes=changes)
+    d.on_answer(A, accepted())
+    d.on_unreachable(Unreachable(A, "connection refused", refused=True))
+    d.on_answer(B, accepted(peer=A))
+    d.reachable[A] = True  # its probe sees the master again
+    assert d.on_answer(B, redirect(A)) == 0.0
+    assert (d.state, d.target) == ("redirected", A)
+    d.on_answer(A, accepted())
+    assert [(c.state, c.server) for c in changes][-3:] == [
+        ("attached", B), ("redirected", A), ("attached", A),
+    ]  # fmt: skip
+
+
+def test_a_device_configured_with_the_backup_is_sent_to_the_master():
+    d = device()
+    d.home = d.target = B
+    d.on_answer(B, redirect(A))
+    assert (d.target, d.peer) == (A, A)
+    d.on_answer(A, accepted(peer=B))
+    assert (d.state, d.server, d.other()) == ("attached", A, B)
+
+
+def test_unsigned_accepts_or_redirects_are_not_trusted():
+    d = device()
+    d.on_answer(A, Answer(200, {"server": "evil", "peer": "6.6.6.6:80"}, verified=False))
+    assert d.state == "searching" and d.peer == ""
+
+
+def test_a_refused_device_retries_slowly_at_its_configured_server():
+    changes = []
+    d = device(changes=changes)
+    assert d.on_answer(A, Answer(403, {"error": "firmware PCS05B is older"}, True)) == REFUSED_RETRY
+    assert (d.state, d.target) == ("refused", A)
+    d.on_answer(A, Answer(403, {"error": "firmware PCS05B is older"}, True))
+    assert len(changes) == 1 and "PCS05B" in changes[0].detail
+
+
+def test_alternating_between_two_silent_servers_is_reported_once():
+    changes = []
+    d = device(changes=changes)
+    d.on_answer(A, accepted())
+    for address in (A, B, A, B):
+        d.on_unreachable(Unreachable(address, "connection refused", refused=True))
+    assert [c.state for c in changes] == ["attached", "searching"]
+
+
+def test_a_base_station_reports_its_handsets():
+    d = device()
+    d.handsets.update({"2002", "2001"})
+    assert d.report()["handsets"] == ["2001", "2002"]
+
+
+# --- Devices against real HTTP servers ----------------------------------------------
+
+
+class FakeServer:
+    """A node's device API as a script: ``mode`` is accept, redirect or refuse; ``peer``
+    and ``master`` are what it answers. It signs its answers like a node."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.mode, self.peer, self.master = name, "accept", "", ""
+        self.keepalives: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self._send(200, {"server": fake.name}, "")
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.keepalives.append(body)
+                if fake.mode == "accept":
+                    answer = {"server": fake.name, "peer": fake.peer, "interval": 0.2, "missed": 2}
+                    self._send(200, answer, self.headers[signing.HEADER_NONCE])
+                elif fake.mode == "redirect":
+                    answer = {"error": "backup", "server": fake.master}
+                    self._send(409, answer, self.headers[signing.HEADER_NONCE])
+                else:
+                    self._send(403, {"error": "refused"}, self.headers[signing.HEADER_NONCE])
+
+            def _send(self, status, answer, nonce):
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                if nonce:
+                    for k, v in signing.sign_response(
+                        secret=SECRET, node=fake.name, status=status, request_nonce=nonce, body=data
+                    ).items():
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wait_for(check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {check}")
+
+
+@pytest.fixture
+def pair():
+    master, backup = FakeServer("master"), FakeServer("backup")
+    master.peer, backup.master, backup.mode = backup.address, master.address, "redirect"
+    yield master, backup
+    for server in (master, backup):
+        try:
+            server.close()
+        except OSError:
+            pass
+
+
+def test_devices_attach_to_the_master_move_to_the_backup_and_come_back(pair):
+    master, backup = pair
+    with Simulation(server=master.address, secret=SECRET, basestations=5, media=1,
+                    handsets=4, seed=1) as sim:  # fmt: skip
+        wait_for(lambda: sim.attached_counts() == {master.address: 6})
+        assert sim.peers() == {backup.address: 6}
+        wait_for(lambda: any(k.get("handsets") for k in master.keepalives))
+        master.close()  # the master dies: connections are refused
+        wait_for(lambda: sim.states().get("searching") == 6)
+        backup.mode, backup.peer = "accept", master.address  # the backup's failover starts
+        wait_for(lambda: sim.attached_counts() == {backup.address: 6})
+        late = [k for k in backup.keepalives[-6:]]
+        assert all(k["peer_reachable"] is False for k in late)  # they cannot reach the master
+        restarted = FakeServer("master")
+        try:
+            # The master returns on another port here, so tell the devices through a
+            # redirect, as the backup does once the pair has re-formed.
+            restarted.peer = backup.address
+            backup.mode, backup.master = "redirect", restarted.address
+            wait_for(lambda: sim.attached_counts() == {restarted.address: 6})
+        finally:
+            restarted.close()
+    assert sim.error is None
+
+
+def test_a_refused_device_stays_refused(pair):
+    master, _ = pair
+    master.mode = "refuse"
+    with Simulation(server=master.address, secret=SECRET, basestations=2) as sim:
+        wait_for(lambda: sim.states() == {"refused": 2})
+        assert sim.attached_counts() == {}
+
+
+def test_a_simulation_stops_cleanly_when_nothing_answers():
+    sim = Simulation(server="127.0.0.1:9", secret=SECRET, basestations=3).start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    sim.stop()
+    assert time.monotonic() - started < 3 and not sim._thread.is_alive()
+
+
+def test_keepalive_once_reports_an_unreachable_server():
+    report = {"mac": protocol.sim_mac("rfp", 1), "kind": "rfp", "firmware": "PCS06B",
+              "state": "synced", "peer_reachable": None}  # fmt: skip
+    with pytest.raises(Unreachable) as info:
+        keepalive_once(server="127.0.0.1:9", secret=SECRET, report=report)
+    assert info.value.refused
+
+
+# --- The real device API, served by Django -----------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulated_devices_attach_to_a_real_node_and_report_their_handsets(live_server, licensed):
+    from basestations.models import BaseStationLink
+    from basestations.selectors import handset_last_seen, witness_report
+    from kws_admin.services import config_update
+
+    config_update(changes={"system.device_secret": SECRET}, actor="test")
+    call_command("kwssim", "--provision", "--seconds", "0", "--basestations", "3", "--media", "1")
+    address = live_server.url.removeprefix("http://")
+    with Simulation(server=address, secret=SECRET, basestations=3, media=1, handsets=5) as sim:
+        wait_for(lambda: sim.attached_counts() == {address: 4})
+        wait_for(lambda: handset_last_seen("2004") is not None)
+    assert BaseStationLink.objects.filter(last_keepalive_at__isnull=False).count() == 3
+    assert witness_report()["attached"] == 3
+    assert sim.peers() == {}  # a single server has no peer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kwssim_runs_devices_and_prints_their_state_changes(live_server, licensed, capsys):
+    from kws_admin.services import config_update
+
+    config_update(changes={"system.device_secret": SECRET}, actor="test")
+    call_command("kwssim", "--provision", "--seconds", "0", "--basestations", "2", "--media", "0")
+    address = live_server.url.removeprefix("http://")
+    call_command("kwssim", "--server", address, "--basestations", "2", "--media", "0",
+                 "--seconds", "2")  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"RFP 001: attached {address} (peer none)" in out
+    assert "kwssim stopped: attached {'" + address + "': 2}" in out

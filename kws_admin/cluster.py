@@ -1,7 +1,7 @@
 """Start and stop the processes of KWS nodes: the demo, the system tests and the benchmarks.
 
-A node is three processes (web, worker, beat) sharing one data folder and
-environment. Their output is passed through line by line; a line that does not
+A node is four processes (web, worker, beat, and sip: the long-running SIP
+registration client) sharing one data folder and environment. Their output is passed through line by line; a line that does not
 already name its node and process (a traceback, a library's own print) gets the
 ``[node/role pid]`` prefix, so merged output can always be read.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("web", "worker", "beat")
+ROLES = ("web", "worker", "beat", "sip")
 
 
 def _commands(port: int, host: str) -> dict[str, list[str]]:
@@ -38,6 +38,7 @@ def _commands(port: int, host: str) -> dict[str, list[str]]:
             "--without-gossip", "--without-mingle",
         ],
         "beat": [python, "-m", "celery", "-A", "kws_admin", "beat", "--loglevel", "INFO"],
+        "sip": [python, str(ROOT / "manage.py"), "kwssip"],
     }  # fmt: skip
 
 

@@ -28,10 +28,9 @@ from redundancy.peer import PeerClient, PeerError, nonce_purge
 from redundancy.replication import replication_status
 from redundancy.services import event_record
 from users.models import DectUser
+from users.selectors import LETTER, handled_users, registration_progress
 
 logger = logging.getLogger(__name__)
-
-LETTER = {"master": "M", "slave": "S", "single": "M"}
 
 
 class MalformedStatus(ValueError):
@@ -50,12 +49,6 @@ def own_claims(values: dict[str, Any] | None = None) -> sm.Claims:
     )
 
 
-def users_handled(mode: str, state: NodeState) -> int:
-    if mode == "slave" and not state.engine.get("handles_users", False):
-        return 0
-    return DectUser.objects.filter(node=LETTER[mode]).count()
-
-
 def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> dict[str, Any]:
     """What this server tells its peer in a heartbeat (request or answer)."""
     state = NodeState.load()
@@ -63,7 +56,8 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
     payload: dict[str, Any] = {
         "claims": claims.__dict__,
         "phase": state.phase,
-        "users_handled": users_handled(claims.mode, state),
+        "users_handled": handled_users().count(),
+        "users_registered": registration_progress()[0],
         "users_total": DectUser.objects.count(),
         "replication": replication_status(),
         "sent_at": time.time(),

@@ -12,9 +12,7 @@ from kws_admin.config import MODE_LABELS
 from kws_admin.services import config_read
 from redundancy.models import NodeState, Phase
 from redundancy.replication import replication_status
-from users.models import DectUser
-
-LETTER = {"master": "M", "slave": "S", "single": "M"}
+from users.selectors import registration_progress
 
 
 @dataclass(frozen=True)
@@ -27,6 +25,7 @@ class NodeCard:
     phase: str
     heartbeat_age: float | None  # seconds since we last heard it (None: this server / never)
     users_handled: int | None
+    users_registered: int | None
     firmware: str
     database_uuid: str
     replication: dict[str, Any]
@@ -42,14 +41,15 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
     values = config_read()
     state = NodeState.load()
     mode = values["redundancy.mode"]
-    handles = mode != "slave" or state.engine.get("handles_users", False)
+    registered, handled = registration_progress()
     own = NodeCard(
         name=settings.NODE_NAME,
         mode=mode,
         role=_role(mode),
         phase=Phase(state.phase).label if mode != "single" else "single",
         heartbeat_age=None,
-        users_handled=DectUser.objects.filter(node=LETTER[mode]).count() if handles else 0,
+        users_handled=handled,
+        users_registered=registered,
         firmware=settings.FIRMWARE_VERSION,
         database_uuid=values["redundancy.database_uuid"],
         replication=replication_status(),
@@ -67,6 +67,7 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         phase=Phase(status["phase"]).label if status.get("phase") in Phase.values else "unknown",
         heartbeat_age=age,
         users_handled=status.get("users_handled"),
+        users_registered=status.get("users_registered"),
         firmware=claims.get("firmware", ""),
         database_uuid=claims.get("database_uuid", ""),
         replication=status.get("replication") or {},

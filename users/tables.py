@@ -27,10 +27,17 @@ class DectUserTable(tables.Table):
         attrs = {"class": "list users"}
         empty_text = "No users match."
 
+    def __init__(self, *args, own_letter: str = "M", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.own_letter = own_letter
+
     def render_ipei(self, value):
         return ipei.display(value)
 
     def render_registration(self, record):
+        if record.node != self.own_letter:
+            # The other server registers this user; its state is on that server's list.
+            return format_html('<span class="reg reg-elsewhere">{}</span>', "by the other server")
         reg = getattr(record, "registration", None)
         if reg is None:
             return format_html('<span class="reg reg-{}">{}</span>', "unregistered", "not registered")

@@ -10,6 +10,7 @@ from users import csv_io, services
 from users.filters import DectUserFilter
 from users.forms import CsvImportForm, DectUserForm
 from users.models import DectUser
+from users.selectors import own_letter
 from users.tables import DectUserTable
 
 PER_PAGE = 50
@@ -21,7 +22,7 @@ def _user_queryset():
 
 def user_list(request):
     filterset = DectUserFilter(request.GET, queryset=_user_queryset())
-    table = DectUserTable(filterset.qs)
+    table = DectUserTable(filterset.qs, own_letter=own_letter())
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
     context = {"filter": filterset, "table": table, "total": DectUser.objects.count()}
     if request.htmx and not request.htmx.boosted:

@@ -1,0 +1,95 @@
+"""Both nodes register their users with a real Kamailio; the survivor re-registers the lost
+peer's users. Kamailio's own location table is the judge, not the client's view."""
+
+import time
+
+import pytest
+
+from tests.system.conftest import pair_cluster, wait_until
+from users.pbx import Kamailio
+
+pytestmark = pytest.mark.system
+
+
+def contacts_by_port(pbx: Kamailio) -> dict[str, set[int]]:
+    """AoR -> the source ports of its contacts (each node registers from its own socket)."""
+    found: dict[str, set[int]] = {}
+    for aor, contacts in pbx.location().items():
+        ports = set()
+        for contact in contacts:
+            uri = contact.get("Contact") or contact.get("Address") or ""
+            port = uri.rsplit(":", 1)[-1].split(";")[0].rstrip(">")
+            if port.isdigit():
+                ports.add(int(port))
+        found[aor.split("@")[0]] = ports
+    return found
+
+
+def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(tmp_path, cluster_log):
+    users = 40
+    with Kamailio() as pbx, pair_cluster(tmp_path, cluster_log, users=users, failover_time=0) as pair:
+        credentials = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
+        pbx.add_subscribers([(name, "127.0.0.1", password) for name, password in credentials])
+        pair.wait_paired()
+        pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}")
+        wait_until(lambda: pair.backup_db.config("sip.registrar"), timeout=10,
+                   what="the PBX settings replicated")  # fmt: skip
+
+        def registered(db):
+            return db.value("select count(*) from users_sipregistration where state = 'registered'")
+
+        wait_until(lambda: len(pbx.location()) == users, timeout=30, what="every user in Kamailio")
+        wait_until(
+            lambda: registered(pair.master_db) == registered(pair.backup_db) == users // 2,
+            timeout=10,
+            what="each node to record its half as registered",
+        )
+        sources = {frozenset(ports) for ports in contacts_by_port(pbx).values()}
+        assert len({port for ports in sources for port in ports}) == 2  # one socket per node
+
+        backup_users = {
+            row[0]
+            for row in pair.backup_db.rows("select sip_username from users_dectuser where node = 'S'")
+        }
+        backup_port = next(iter(next(iter(contacts_by_port(pbx)[u] for u in backup_users))))
+
+        killed_at = time.time()
+        pair.master.kill()
+        wait_until(
+            lambda: all(backup_port in ports for ports in contacts_by_port(pbx).values())
+            and len(contacts_by_port(pbx)) == users,
+            timeout=30,
+            what="every user registered from the backup",
+        )
+        took = time.time() - killed_at
+        wait_until(lambda: registered(pair.backup_db) == users, timeout=10, what="backup records all")
+        page_progress = pair.backup_db.value(
+            "select count(*) from users_sipregistration r join users_dectuser u on u.id = r.user_id "
+            "where u.node = 'S' and r.state = 'registered'"
+        )
+        assert page_progress == users
+        assert took < 30
+
+
+def test_a_wrong_password_shows_as_failed_with_the_pbx_reason(tmp_path, cluster_log):
+    with Kamailio() as pbx, pair_cluster(tmp_path, cluster_log, users=4) as pair:
+        credentials = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
+        rows = [(name, "127.0.0.1", password) for name, password in credentials]
+        rows[0] = (rows[0][0], "127.0.0.1", "not-the-password")
+        pbx.add_subscribers(rows)
+        pair.wait_paired()
+        pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}")
+        failed = wait_until(
+            lambda: pair.master_db.rows(
+                "select u.sip_username, r.reason from users_sipregistration r "
+                "join users_dectuser u on u.id = r.user_id where r.state = 'failed'"
+            )
+            or pair.backup_db.rows(
+                "select u.sip_username, r.reason from users_sipregistration r "
+                "join users_dectuser u on u.id = r.user_id where r.state = 'failed'"
+            ),
+            timeout=30,
+            what="a failed registration",
+        )
+        assert failed[0][0] == rows[0][0]
+        assert "403" in failed[0][1]

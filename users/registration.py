@@ -1,0 +1,167 @@
+"""SIP registration of the users this server handles: the node's ``sip`` process.
+
+``RegistrationRunner`` keeps one ``SipRegistrationClient`` (users/sip) in step
+with the database: about every second it reads which users this server
+handles (NODE M on a master, S on a backup, every user after a takeover,
+none on a backup that is rejected or never joined) and hands their
+credentials to the client, which registers new ones at the configured rate,
+refreshes them before expiry and un-registers users that were deleted or
+handed to the other server. Status changes are buffered and written to
+``SipRegistration`` in one bulk upsert per flush, so the Users list and the
+Status page ("registered n of N") read them from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import close_old_connections
+
+from kws_admin import config
+from kws_admin.services import config_read
+from users.models import DectUser, SipRegistration
+from users.selectors import handled_users
+from users.sip.client import Credentials, RegistrationStatus, SipRegistrationClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PbxSettings:
+    server: tuple[str, int]
+    transport: str
+    domain: str
+    rate: int
+    expires: int
+
+
+def pbx_settings(values: dict[str, Any]) -> PbxSettings | None:
+    if not values["sip.registrar"]:
+        return None
+    return PbxSettings(
+        server=config.registrar_address(values["sip.registrar"]),
+        transport=values["sip.transport"],
+        domain=values["sip.domain"],
+        rate=values["sip.rate"],
+        expires=values["sip.expires"],
+    )
+
+
+def desired_accounts() -> tuple[PbxSettings | None, dict[str, Credentials], dict[str, int]]:
+    """The PBX to use, the accounts this server must hold, and user ids by SIP user."""
+    close_old_connections()
+    pbx = pbx_settings(config_read())
+    accounts: dict[str, Credentials] = {}
+    ids: dict[str, int] = {}
+    if pbx is not None:
+        rows = handled_users().exclude(sip_username="").exclude(sip_password="")
+        for user_id, username, password in rows.values_list("id", "sip_username", "sip_password"):
+            accounts[username] = Credentials(username, password)
+            ids[username] = user_id
+    return pbx, accounts, ids
+
+
+def _moment(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+
+def registrations_record(changes: dict[int, RegistrationStatus]) -> int:
+    """Write buffered status changes (by user id) in one bulk upsert; return how many."""
+    close_old_connections()
+    existing = set(DectUser.objects.filter(id__in=changes).values_list("id", flat=True))
+    rows = [
+        SipRegistration(
+            user_id=user_id,
+            state=str(status.state.value),
+            reason=status.reason[:200],
+            changed_at=_moment(status.at) or datetime.now(UTC),
+            expires_at=_moment(status.expires_at),
+        )
+        for user_id, status in changes.items()
+        if user_id in existing  # a deleted user's final un-REGISTER has no row to keep
+    ]
+    SipRegistration.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["state", "reason", "changed_at", "expires_at"],
+    )
+    return len(rows)
+
+
+class RegistrationRunner:
+    """Keeps this server's PBX registrations equal to the users it handles."""
+
+    def __init__(self, *, poll: float = 1.0, flush: float = 0.5) -> None:
+        self.poll = poll
+        self.flush_interval = flush
+        self.client: SipRegistrationClient | None = None
+        self.pbx: PbxSettings | None = None
+        self.ids: dict[str, int] = {}
+        # Users handed away or deleted, so their final un-REGISTER is still recorded.
+        self._gone_ids: dict[str, int] = {}
+        self._buffer: dict[int, RegistrationStatus] = {}
+
+    def _on_change(self, user: str, status: RegistrationStatus) -> None:
+        user_id = self.ids.get(user) or self._gone_ids.get(user)
+        if user_id is not None:
+            self._buffer[user_id] = status
+
+    async def step(self) -> None:
+        """Read what this server must hold, adjust the client, and flush statuses."""
+        pbx, accounts, ids = await asyncio.to_thread(desired_accounts)
+        if pbx != self.pbx:
+            await self._switch(pbx)
+        self._gone_ids.update({u: i for u, i in self.ids.items() if u not in ids})
+        self.ids = ids
+        if self.client is not None:
+            self.client.set_accounts(accounts)
+
+    async def _switch(self, pbx: PbxSettings | None) -> None:
+        if self.client is not None:
+            logger.info("PBX settings changed: un-registering from %s", self.pbx)
+            await self.client.stop(unregister=True)
+            self.client = None
+        self.pbx = pbx
+        if pbx is not None:
+            self.client = SipRegistrationClient(
+                pbx.server,
+                transport=pbx.transport,  # type: ignore[arg-type]
+                domain=pbx.domain or None,
+                rate=pbx.rate,
+                expires=pbx.expires,
+                on_change=self._on_change,
+            )
+            await self.client.start()
+            logger.info("registering users with %s:%s over %s", *pbx.server, pbx.transport)
+
+    async def flush(self) -> None:
+        if not self._buffer:
+            return
+        changes, self._buffer = self._buffer, {}
+        await asyncio.to_thread(registrations_record, changes)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        next_step = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_step:
+                try:
+                    await self.step()
+                except Exception:  # a database hiccup must not end registration
+                    logger.exception("registration step failed")
+                next_step = now + self.poll
+            await self.flush()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.flush_interval)
+            except TimeoutError:
+                pass
+        await self.flush()
+        if self.client is not None:
+            await self.client.stop(unregister=False)
+            await self.flush()

@@ -17,6 +17,7 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ] || ls /usr/lib/*/kamailio/modules/db_sqlite.so >/dev/null 2>&1 || missing+=(kamailio-sqlite-modules)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v sipp >/dev/null || missing+=(sip-tester)  # bench/reregister.py compares with SIPp
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

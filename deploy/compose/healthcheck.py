@@ -1,6 +1,6 @@
 """Container healthchecks of a KWS Admin node (python:3.11-slim has no curl or ps).
 
-    python deploy/compose/healthcheck.py web|worker|beat
+    python deploy/compose/healthcheck.py web|worker|beat|sip
 
 Exit status 0 means healthy. Runs inside the node container, so it sees the
 node's KWS_* environment.
@@ -57,7 +57,13 @@ def check_beat() -> None:
         redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5).ping()
 
 
-CHECKS = {"web": check_web, "worker": check_worker, "beat": check_beat}
+def check_sip() -> None:
+    """The node's SIP registration process runs."""
+    if not _running("manage.py", "kwssip"):
+        raise SystemExit("no running kwssip process")
+
+
+CHECKS = {"web": check_web, "worker": check_worker, "beat": check_beat, "sip": check_sip}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:

@@ -23,7 +23,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
 
 NODES = ("a", "b")
-ROLES = ("web", "worker", "beat", "init")  # the node's own code, one image
+ROLES = ("web", "worker", "beat", "sip", "init")  # the node's own code, one image
 STORES = ("postgres", "redis")
 PEER_OF = {"a": "b", "b": "a"}
 MODE_OF = {"a": "master", "b": "slave"}
@@ -221,7 +221,7 @@ def check_redundancy(compose: dict) -> list[str]:
 def check_startup_order(compose: dict) -> list[str]:
     problems = []
     for n in NODES:
-        for role in ("web", "worker", "beat"):
+        for role in ("web", "worker", "beat", "sip"):
             name = f"node-{n}-{role}"
             depends = service(compose, name).get("depends_on") or {}
             if isinstance(depends, list) or (

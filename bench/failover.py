@@ -8,13 +8,15 @@ kills every process of the master with SIGKILL and measures, from the kill:
 
 - ``detection_s``: until the backup recorded the peer as lost;
 - ``failover_start_s``: until the failover started (detection + failover time);
-- ``total_s``: until every user of the master is handled by the backup.
+- ``total_s``: until every user of the master is handled by the backup and,
+  with the PBX (default), registered with it by the backup (Kamailio's own
+  location table shows every user's contact from the backup).
 
 Prints one JSON line (keys detection_s, failover_start_s, total_s, users_moved,
-plus the settings used) and one summary line. Needs PostgreSQL and Redis
-installed (``make services``); stops everything it started.
+plus the settings used) and one summary line. Needs PostgreSQL, Redis and
+Kamailio installed (``make services``); stops everything it started.
 
-    .venv/bin/python bench/failover.py [--users 4000] [--failover-time 0] [--heartbeat 1]
+    .venv/bin/python bench/failover.py [--users 4000] [--failover-time 0] [--no-pbx]
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kws_admin.settings")
 
 from tests.system.infra import LineLog, pair_cluster, wait_until  # noqa: E402
+from users.pbx import Kamailio  # noqa: E402
+
+
+def registered(db) -> int:
+    return db.value("select count(*) from users_sipregistration where state = 'registered'") or 0
 
 
 def event_time(db, kind: str, since: float) -> tuple[float, str] | None:
@@ -47,6 +55,8 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat interval (s)")
     parser.add_argument("--window", type=float, default=2.0, help="detection window (s)")
     parser.add_argument("--verbose", action="store_true", help="print the nodes' logs")
+    parser.add_argument("--no-pbx", action="store_true", help="leave SIP registration out")
+    parser.add_argument("--sip-rate", type=int, default=2000, help="sip.rate for the run")
     args = parser.parse_args()
 
     env = {"KWS_HEARTBEAT_INTERVAL": str(args.heartbeat), "KWS_DETECTION_WINDOW": str(args.window),
@@ -54,10 +64,13 @@ def main() -> int:
     log = LineLog()
     if args.verbose:
         log = print  # type: ignore[assignment]
-    with tempfile.TemporaryDirectory(prefix="kws-bench-") as tmp, pair_cluster(
-        Path(tmp), log, users=args.users, failover_time=args.failover_time,
-        master_env=env, backup_env=env,
-    ) as pair:  # fmt: skip
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kws-bench-"))
+        pbx = None if args.no_pbx else stack.enter_context(Kamailio())
+        pair = stack.enter_context(pair_cluster(
+            Path(tmp), log, users=args.users, failover_time=args.failover_time,
+            master_env=env, backup_env=env, licensed_users=max(500, args.users),
+        ))  # fmt: skip
         pair.wait_paired(timeout=60)
         half = args.users // 2
         wait_until(
@@ -65,36 +78,54 @@ def main() -> int:
             timeout=120,
             what="the backup to replicate the users and their 50/50 assignment",
         )
+        if pbx is not None:
+            rows = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
+            pbx.add_subscribers([(user, "127.0.0.1", password) for user, password in rows])
+            pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}",
+                               f"sip.rate={args.sip_rate}")  # fmt: skip
+            wait_until(lambda: registered(pair.master_db) + registered(pair.backup_db) == args.users,
+                       timeout=300, what="every user registered by its node")  # fmt: skip
         time.sleep(2 * args.heartbeat)  # a steady state, not the tail of the join
 
         killed_at = time.time()
         pair.master.kill()
-        budget = args.window + args.failover_time + 120
+        budget = args.window + args.failover_time + 300
         lost = wait_until(lambda: event_time(pair.backup_db, "peer_lost", killed_at),
                           timeout=budget, what="peer lost")  # fmt: skip
         started = wait_until(lambda: event_time(pair.backup_db, "failover_started", killed_at),
                              timeout=budget, what="failover started")  # fmt: skip
         wait_until(lambda: pair.backup_db.users_by_node() == {"S": args.users},
                    timeout=budget, interval=0.02, what="every user on the backup")  # fmt: skip
-        done_at = time.time()
+        handled_at = time.time()
+        registered_at = None
+        if pbx is not None:
+            wait_until(lambda: registered(pair.backup_db) == args.users, timeout=budget,
+                       interval=0.05, what="every user registered by the backup")  # fmt: skip
+            registered_at = time.time()
         finished = wait_until(lambda: event_time(pair.backup_db, "failover_finished", killed_at),
                               timeout=30, what="failover finished")  # fmt: skip
+        done_at = registered_at or max(handled_at, finished[0])
 
     moved = int(finished[1].split("Failover finished: ")[1].split(" users")[0])
     result = {
         "detection_s": round(lost[0] - killed_at, 3),
         "failover_start_s": round(started[0] - killed_at, 3),
-        "total_s": round(max(done_at, finished[0]) - killed_at, 3),
+        "total_s": round(done_at - killed_at, 3),
+        "handled_s": round(max(handled_at, finished[0]) - killed_at, 3),
+        "registered_s": round(registered_at - killed_at, 3) if registered_at else None,
         "users_moved": moved,
         "users": args.users,
         "failover_time_s": args.failover_time,
         "heartbeat_s": args.heartbeat,
         "detection_window_s": args.window,
+        "pbx": pbx is not None,
+        "sip_rate": args.sip_rate if pbx is not None else None,
     }
     print(json.dumps(result))
     print(
         f"failover of {moved} users: detected after {result['detection_s']:.2f} s, started after "
-        f"{result['failover_start_s']:.2f} s, all handled after {result['total_s']:.2f} s "
+        f"{result['failover_start_s']:.2f} s, all handled"
+        f"{' and registered with Kamailio' if pbx is not None else ''} after {result['total_s']:.2f} s "
         f"(heartbeat {args.heartbeat:g} s, window {args.window:g} s, failover time {args.failover_time} s)"
     )
     return 0

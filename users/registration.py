@@ -97,7 +97,7 @@ def registrations_record(changes: dict[int, RegistrationStatus]) -> int:
 class RegistrationRunner:
     """Keeps this server's PBX registrations equal to the users it handles."""
 
-    def __init__(self, *, poll: float = 1.0, flush: float = 0.5) -> None:
+    def __init__(self, *, poll: float = 0.5, flush: float = 0.25) -> None:
         self.poll = poll
         self.flush_interval = flush
         self.client: SipRegistrationClient | None = None

@@ -45,13 +45,23 @@ re-forms (the backup answers 409 again).
 
 Why HTTP/JSON and not a compact UDP/TCP protocol
 ------------------------------------------------
-The budget is small: even 1,000 base stations at one keep-alive a second
-are 1,000 requests/s of a few hundred bytes each. A UDP protocol would save
-the TCP handshake and Django's middleware but needs its own server process
-beside gunicorn, its own retransmission, replay and signing code and its own
-firewall port. HTTP reuses the node's web port, the peer API's signing and
-replay rules, the refused-connection signal (an immediate failure detection when a server
-is down, which UDP cannot give) and ordinary tools (curl) for diagnosis.
+Measured on the development machine (2 vCPU; one node: gunicorn 2 workers x
+4 threads, PostgreSQL, loopback; simulator on the same machine): a keep-alive
+takes 4.5 ms end to end (median; p95 8 ms) and 3-4 ms of web-server CPU,
+of which about 1 ms is HTTP and Django (an unsigned probe without database
+work takes 1.0 ms end to end) and the rest the four database statements
+(configuration, the device, its runtime row, its handsets). 100 devices at
+one keep-alive a second cost 37 % of one CPU; 300 cost 77 % (265/s served).
+
+The transport is the smaller part: a compact UDP protocol would save about
+a millisecond of the HTTP part per keep-alive, but the runtime rows the
+page, the witness and the takeover read are the same database writes; and
+it would need its own server process beside gunicorn, its own
+retransmission, replay and signing code and its own firewall port. HTTP
+reuses the node's web port, the peer API's signing, the refused-connection
+signal (a device notices a dead server at once, which UDP cannot tell it)
+and ordinary tools (curl) for diagnosis. Larger systems lengthen the
+interval the server gives (``settings.DEVICE_KEEPALIVE_INTERVAL``).
 """
 
 from __future__ import annotations
@@ -123,7 +133,8 @@ def _signature_cause(reason: str) -> tuple[str, str]:
 @login_not_required
 @require_POST
 def keepalive(request: HttpRequest) -> HttpResponse:
-    secret = config_read()["system.device_secret"]
+    config = config_read()
+    secret = config["system.device_secret"]
     if not secret:
         return _refuse(
             request, 403, "nosecret",
@@ -147,7 +158,10 @@ def keepalive(request: HttpRequest) -> HttpResponse:
     except ValueError as exc:
         return _signed(secret, 400, {"error": f"malformed keep-alive: {exc}"}, signed.nonce)
     status, answer = device_keepalive(
-        report=report, stamp=signed.timestamp, remote=request.META.get("REMOTE_ADDR", "")
+        report=report,
+        stamp=signed.timestamp,
+        remote=request.META.get("REMOTE_ADDR", ""),
+        config=config,
     )
     return _signed(secret, status, answer, signed.nonce)
 

@@ -333,7 +333,12 @@ def _ip(report: protocol.KeepAlive, remote: str) -> str:
 
 
 def device_keepalive(
-    *, report: protocol.KeepAlive, stamp: float, remote: str, now: datetime | None = None
+    *,
+    report: protocol.KeepAlive,
+    stamp: float,
+    remote: str,
+    now: datetime | None = None,
+    config: dict[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Handle a device's signed keep-alive (already verified); return (status, answer).
 
@@ -346,6 +351,7 @@ def device_keepalive(
 
     Every signed contact of a configured device (200, 409, firmware 403)
     updates this server's runtime row, which the page and the witness read.
+    ``config`` is this server's configuration if the caller has just read it.
     """
     now = now or timezone.now()
     kind, mac = report["kind"], report["mac"]
@@ -366,7 +372,7 @@ def device_keepalive(
     }
     if kind == "media":
         values["channels_in_use"] = report.get("channels_in_use")
-    config = config_read()
+    config = config or config_read()
     refusal = protocol.firmware_refusal(report["firmware"])
     if refusal:
         status = 403

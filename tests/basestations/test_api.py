@@ -209,3 +209,15 @@ def test_a_get_of_the_keepalive_path_is_not_allowed(client, db):
 def test_a_changed_device_secret_refuses_devices_with_the_old_one(keepalive, device_secret, rfp):
     config_update(changes={"system.device_secret": "a-brand-new-device-secret"}, actor="test")
     assert keepalive().status_code == 401
+
+
+def test_an_accepted_keepalive_costs_four_queries(keepalive, device_secret, rfp):
+    """Configuration, the device, its runtime row (also the replay check), its handsets."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    become_master()
+    keepalive(report(handsets=["2001", "2002"]))
+    with CaptureQueriesContext(connection) as ctx:
+        assert keepalive(report(handsets=["2001", "2002"])).status_code == 200
+    assert len(ctx) == 4, "\n".join(q["sql"][:100] for q in ctx.captured_queries)

@@ -31,6 +31,7 @@ Usage::
 
     .venv/bin/python bench/broker_latency.py [--seconds 25]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -137,6 +138,7 @@ def transports(tmp: Path) -> dict[str, dict]:
 
 # --------------------------------------------------------------- processes
 
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in os.listdir("/proc"):
@@ -207,11 +209,15 @@ def count_log_errors(path: Path) -> int:
         text = path.read_text(errors="replace")
     except OSError:
         return 0
-    return sum(1 for line in text.splitlines()
-               if "ERROR" in line or "CRITICAL" in line or "Traceback" in line)
+    return sum(
+        1
+        for line in text.splitlines()
+        if "ERROR" in line or "CRITICAL" in line or "Traceback" in line
+    )
 
 
 # ----------------------------------------------------------------- measure
+
 
 def percentile(sorted_vals: list[float], q: float) -> float:
     """Nearest-rank-with-interpolation percentile, q in [0, 100]."""
@@ -228,17 +234,29 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
     cfg = transports(tmp)[name]
     for d in cfg.pop("mkdirs"):
         d.mkdir(parents=True, exist_ok=True)
-    (tmp / "bench_config.json").write_text(json.dumps({
-        "broker_url": cfg["broker_url"],
-        "broker_transport_options": cfg["broker_transport_options"],
-        "polling_interval": POLLING_INTERVAL,
-        "tick_seconds": TICK_SECONDS,
-    }))
+    (tmp / "bench_config.json").write_text(
+        json.dumps(
+            {
+                "broker_url": cfg["broker_url"],
+                "broker_transport_options": cfg["broker_transport_options"],
+                "polling_interval": POLLING_INTERVAL,
+                "tick_seconds": TICK_SECONDS,
+            }
+        )
+    )
     (tmp / "benchapp.py").write_text(APP_SOURCE)
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL",
-                        "CELERY_RESULT_BACKEND", "PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DJANGO_SETTINGS_MODULE",
+            "CELERY_BROKER_URL",
+            "CELERY_RESULT_BACKEND",
+            "PYTHONPATH",
+        )
+    }
     env["PYTHONPATH"] = str(tmp)
     env["PYTHONUNBUFFERED"] = "1"
     celery = [sys.executable, "-m", "celery", "-A", "benchapp"]
@@ -251,40 +269,46 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
     try:
         wlog = open(worker_log, "wb")
         worker = subprocess.Popen(
-            celery + ["worker", "--loglevel=INFO", "--concurrency=1",
-                      "--hostname", f"bench-{name}@%h"],
-            cwd=tmp, env=env, stdout=wlog, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            celery
+            + ["worker", "--loglevel=INFO", "--concurrency=1", "--hostname", f"bench-{name}@%h"],
+            cwd=tmp,
+            env=env,
+            stdout=wlog,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + WORKER_READY_TIMEOUT
         while True:
             if worker.poll() is not None:
                 raise RuntimeError(
-                    f"worker exited with code {worker.returncode}:\n"
-                    + tail(worker_log))
+                    f"worker exited with code {worker.returncode}:\n" + tail(worker_log)
+                )
             if " ready." in worker_log.read_text(errors="replace"):
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError("worker not ready after "
-                                   f"{WORKER_READY_TIMEOUT:.0f}s:\n"
-                                   + tail(worker_log))
+                raise RuntimeError(
+                    f"worker not ready after {WORKER_READY_TIMEOUT:.0f}s:\n" + tail(worker_log)
+                )
             time.sleep(0.2)
 
         blog = open(beat_log, "wb")
         beat = subprocess.Popen(
-            celery + ["beat", "--loglevel=INFO",
-                      "--schedule", str(tmp / "celerybeat-schedule")],
-            cwd=tmp, env=env, stdout=blog, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            celery + ["beat", "--loglevel=INFO", "--schedule", str(tmp / "celerybeat-schedule")],
+            cwd=tmp,
+            env=env,
+            stdout=blog,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         time.sleep(2.0)  # let beat import/connect before sampling CPU
         w_cpu0, b_cpu0, t0 = cpu_seconds(worker.pid), cpu_seconds(beat.pid), time.monotonic()
         end = time.monotonic() + max(0.0, seconds - 2.0)
         while time.monotonic() < end:
-            for proc, label, log in ((worker, "worker", worker_log),
-                                     (beat, "beat", beat_log)):
+            for proc, label, log in ((worker, "worker", worker_log), (beat, "beat", beat_log)):
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"{label} exited early with code {proc.returncode}:\n"
-                        + tail(log))
+                        f"{label} exited early with code {proc.returncode}:\n" + tail(log)
+                    )
             time.sleep(0.2)
         w_cpu1, b_cpu1, t1 = cpu_seconds(worker.pid), cpu_seconds(beat.pid), time.monotonic()
         stop(beat)
@@ -299,20 +323,24 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
                 elif line.strip():
                     lats.append(float(line.split()[0]))
         if not lats:
-            raise RuntimeError("no ticks recorded (nosent=%d)\nworker:\n%s\nbeat:\n%s"
-                               % (nosent, tail(worker_log), tail(beat_log)))
+            raise RuntimeError(
+                f"no ticks recorded (nosent={nosent})\nworker:\n{tail(worker_log)}"
+                f"\nbeat:\n{tail(beat_log)}"
+            )
         lats.sort()
         wall = t1 - t0
-        entry.update({
-            "median_s": round(statistics.median(lats), 4),
-            "p95_s": round(percentile(lats, 95), 4),
-            "max_s": round(lats[-1], 4),
-            "min_s": round(lats[0], 4),
-            "ticks": len(lats),
-            "worker_cpu_pct": round(100 * (w_cpu1 - w_cpu0) / wall, 1),
-            "beat_cpu_pct": round(100 * (b_cpu1 - b_cpu0) / wall, 1),
-            "log_errors": count_log_errors(worker_log) + count_log_errors(beat_log),
-        })
+        entry.update(
+            {
+                "median_s": round(statistics.median(lats), 4),
+                "p95_s": round(percentile(lats, 95), 4),
+                "max_s": round(lats[-1], 4),
+                "min_s": round(lats[0], 4),
+                "ticks": len(lats),
+                "worker_cpu_pct": round(100 * (w_cpu1 - w_cpu0) / wall, 1),
+                "beat_cpu_pct": round(100 * (b_cpu1 - b_cpu0) / wall, 1),
+                "log_errors": count_log_errors(worker_log) + count_log_errors(beat_log),
+            }
+        )
         if nosent:
             entry["ticks_without_send_time"] = nosent
         entry["broker_url"] = cfg["broker_url"]
@@ -335,10 +363,12 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=25.0,
-                        help="run time per transport (default 25)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temp folders (logs) even on success")
+    parser.add_argument(
+        "--seconds", type=float, default=25.0, help="run time per transport (default 25)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temp folders (logs) even on success"
+    )
     args = parser.parse_args(argv)
 
     results: dict = {}
@@ -346,8 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = run_transport(name, args.seconds, args.keep)
 
     ok = {k: v for k, v in results.items() if "error" not in v}
-    chosen = (min(ok, key=lambda k: (ok[k]["median_s"], ok[k]["p95_s"]))
-              if ok else None)
+    chosen = min(ok, key=lambda k: (ok[k]["median_s"], ok[k]["p95_s"])) if ok else None
     results["chosen"] = chosen
     print(json.dumps(results), flush=True)
 
@@ -357,9 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in r:
             parts.append(f"{name}: ERROR ({r['error'].splitlines()[0]})")
         else:
-            parts.append(f"{name}: median {r['median_s'] * 1000:.0f} ms, "
-                         f"p95 {r['p95_s'] * 1000:.0f} ms, "
-                         f"max {r['max_s'] * 1000:.0f} ms, {r['ticks']} ticks")
+            parts.append(
+                f"{name}: median {r['median_s'] * 1000:.0f} ms, "
+                f"p95 {r['p95_s'] * 1000:.0f} ms, "
+                f"max {r['max_s'] * 1000:.0f} ms, {r['ticks']} ticks"
+            )
     print("; ".join(parts) + f" -> chosen: {chosen}", flush=True)
     return 0 if chosen else 1
 

@@ -83,7 +83,8 @@ def main() -> int:
             pbx.add_subscribers([(user, "127.0.0.1", password) for user, password in rows])
             pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}",
                                f"sip.rate={args.sip_rate}")  # fmt: skip
-            wait_until(lambda: registered(pair.master_db) + registered(pair.backup_db) == args.users,
+            both = lambda: registered(pair.master_db) + registered(pair.backup_db)  # noqa: E731
+            wait_until(lambda: both() == args.users,
                        timeout=300, what="every user registered by its node")  # fmt: skip
         time.sleep(2 * args.heartbeat)  # a steady state, not the tail of the join
 
@@ -125,8 +126,9 @@ def main() -> int:
     print(
         f"failover of {moved} users: detected after {result['detection_s']:.2f} s, started after "
         f"{result['failover_start_s']:.2f} s, all handled"
-        f"{' and registered with Kamailio' if pbx is not None else ''} after {result['total_s']:.2f} s "
-        f"(heartbeat {args.heartbeat:g} s, window {args.window:g} s, failover time {args.failover_time} s)"
+        f"{' and registered with Kamailio' if pbx is not None else ''} after "
+        f"{result['total_s']:.2f} s (heartbeat {args.heartbeat:g} s, window {args.window:g} s, "
+        f"failover time {args.failover_time} s)"
     )
     return 0
 

@@ -1,8 +1,9 @@
 """Start and stop the processes of KWS nodes: the demo, the system tests and the benchmarks.
 
 A node is four processes (web, worker, beat, and sip: the long-running SIP
-registration client) sharing one data folder and environment. Their output is passed through line by line; a line that does not
-already name its node and process (a traceback, a library's own print) gets the
+registration client) sharing one data folder and environment. Their output is
+passed through line by line; a line that does not already name its node and
+process (a traceback, a library's own print) gets the
 ``[node/role pid]`` prefix, so merged output can always be read.
 """
 

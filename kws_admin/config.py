@@ -106,7 +106,9 @@ def _parse_failover_time(text: str) -> int:
     if value < 0:
         raise ValueError(f"{value} is negative; use 0 to {FAILOVER_TIME_MAX} seconds")
     if value > FAILOVER_TIME_MAX:
-        raise ValueError(f"{value} s is more than {FAILOVER_TIME_MAX} s; use 0 to {FAILOVER_TIME_MAX}")
+        raise ValueError(
+            f"{value} s is more than {FAILOVER_TIME_MAX} s; use 0 to {FAILOVER_TIME_MAX}"
+        )
     return value
 
 
@@ -117,7 +119,9 @@ def _parse_uuid(text: str) -> str:
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise ValueError(f"{text!r} is not a UUID (like 123e4567-e89b-12d3-a456-426614174000)") from None
+        raise ValueError(
+            f"{text!r} is not a UUID (like 123e4567-e89b-12d3-a456-426614174000)"
+        ) from None
 
 
 def _parse_secret(text: str) -> str:
@@ -291,7 +295,9 @@ def parse_values(texts: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def apply_change(old: Mapping[str, Any], texts: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+def apply_change(
+    old: Mapping[str, Any], texts: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str]]:
     """The configuration after a change of text values, and notes for the admin.
 
     Raises ConfigError naming every refused key at once: values that do not

@@ -46,5 +46,7 @@ class LockedMiddleware:
         if not isinstance(exception, Locked):
             return None
         if request.htmx:
-            return render(request, "kws_admin/partials/locked.html", {"reason": exception.reason}, status=423)
+            return render(
+                request, "kws_admin/partials/locked.html", {"reason": exception.reason}, status=423
+            )
         return render(request, "kws_admin/locked.html", {"reason": exception.reason}, status=423)

@@ -224,7 +224,9 @@ LOGGING = {
     "filters": {"node": {"()": "kws_admin.logging.NodeFilter"}},
     "formatters": {
         "node": {
-            "format": "%(asctime)s [%(node)s/%(role)s %(process)d] %(levelname)s %(name)s: %(message)s"
+            "format": (
+                "%(asctime)s [%(node)s/%(role)s %(process)d] %(levelname)s %(name)s: %(message)s"
+            )
         }
     },
     "handlers": {

@@ -1,5 +1,3 @@
-from functools import partial
-
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 

@@ -36,7 +36,5 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["required"] = PasswordChangeRequired.objects.filter(
-            user=self.request.user
-        ).exists()
+        context["required"] = PasswordChangeRequired.objects.filter(user=self.request.user).exists()
         return context

@@ -252,7 +252,8 @@ def users_rebalance() -> tuple[int, int]:
         _assignment_record(to_master=to_master, to_backup=to_backup)
         event_record(
             kind="rebalance",
-            message=f"Rebalanced {len(ids)} users: {len(to_master)} to master {settings.NODE_NAME}, "
+            message=f"Rebalanced {len(ids)} users: {len(to_master)} to master "
+            f"{settings.NODE_NAME}, "
             f"{len(to_backup)} to backup {_peer_name()}",
         )
     return len(to_master), len(to_backup)

@@ -24,6 +24,9 @@ class NodeState(models.Model):
     engine = models.JSONField(default=dict, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"{self.phase}{' (locked)' if self.locked else ''}"
+
     @classmethod
     def load(cls) -> "NodeState":
         state, _ = cls.objects.get_or_create(pk=1)
@@ -56,6 +59,9 @@ class SeenNonce(models.Model):
 
     nonce = models.CharField(max_length=64, primary_key=True)
     seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.nonce
 
 
 # Replication has its own module; Django finds models through this one.

@@ -125,7 +125,8 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
     @csrf_exempt
     @login_not_required
     def wrapper(request: HttpRequest) -> HttpResponse:
-        remote = f"{request.META.get('REMOTE_ADDR', '?')} ({request.headers.get(signing.HEADER_NODE, '?')})"
+        sender = request.headers.get(signing.HEADER_NODE, "?")
+        remote = f"{request.META.get('REMOTE_ADDR', '?')} ({sender})"
         secret = config_read()["redundancy.secret"]
         try:
             signed = signing.verify_request(
@@ -160,5 +161,3 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
         return response
 
     return wrapper
-
-

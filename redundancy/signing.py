@@ -107,12 +107,20 @@ def verify_request(
 
 
 def sign_response(
-    *, secret: str, node: str, status: int, request_nonce: str, body: bytes, now: float | None = None
+    *,
+    secret: str,
+    node: str,
+    status: int,
+    request_nonce: str,
+    body: bytes,
+    now: float | None = None,
 ) -> dict[str, str]:
     timestamp = time.time() if now is None else now
     stamp = f"{timestamp:.6f}"
     nonce = secrets.token_hex(16)
-    signature = _digest(secret, ["RESPONSE", str(status), request_nonce, _body_hash(body), stamp, nonce])
+    signature = _digest(
+        secret, ["RESPONSE", str(status), request_nonce, _body_hash(body), stamp, nonce]
+    )
     return {HEADER_NODE: node, HEADER_TIME: stamp, HEADER_NONCE: nonce, HEADER_SIGNATURE: signature}
 
 
@@ -126,7 +134,9 @@ def verify_response(
     now: float | None = None,
 ) -> None:
     stamp, timestamp, nonce, signature = _fields(headers)
-    expected = _digest(secret, ["RESPONSE", str(status), request_nonce, _body_hash(body), stamp, nonce])
+    expected = _digest(
+        secret, ["RESPONSE", str(status), request_nonce, _body_hash(body), stamp, nonce]
+    )
     if not hmac.compare_digest(expected, signature):
         raise SignatureError("response has a wrong signature")
     _check_time(timestamp, time.time() if now is None else now)

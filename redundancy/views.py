@@ -15,7 +15,12 @@ from redundancy.selectors import pair_overview
 
 def status(request):
     own, peer, state = pair_overview()
-    context = {"own": own, "peer": peer, "state": state, "detection_window": settings.DETECTION_WINDOW}
+    context = {
+        "own": own,
+        "peer": peer,
+        "state": state,
+        "detection_window": settings.DETECTION_WINDOW,
+    }
     template = "redundancy/partials/pair_status.html" if request.htmx else "redundancy/status.html"
     return render(request, template, context)
 

@@ -97,7 +97,9 @@ def dect_users_import(*, data: bytes, actor: str) -> ImportReport:
                 fields = {k: (v or "").strip() for k, v in row.items() if k in COLUMNS}
                 extension = fields.get("extension", "")
                 if extension in seen:
-                    report.rejected.append((line, f"extension {extension} is also on line {seen[extension]}"))
+                    report.rejected.append(
+                        (line, f"extension {extension} is also on line {seen[extension]}")
+                    )
                     continue
                 seen[extension] = line
                 if not fields.get("subscription"):

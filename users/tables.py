@@ -40,7 +40,9 @@ class DectUserTable(tables.Table):
             return format_html('<span class="reg reg-elsewhere">{}</span>', "by the other server")
         reg = getattr(record, "registration", None)
         if reg is None:
-            return format_html('<span class="reg reg-{}">{}</span>', "unregistered", "not registered")
+            return format_html(
+                '<span class="reg reg-{}">{}</span>', "unregistered", "not registered"
+            )
         title = reg.reason or ""
         return format_html(
             '<span class="reg reg-{}" title="{}">{}</span>{}',

@@ -70,7 +70,9 @@ def user_edit(request, pk: int):
     else:
         form = DectUserForm(initial=DectUserForm.initial_from(user), editing=True)
     return render(
-        request, "users/form.html", {"form": form, "title": f"User {user.extension}", "user_obj": user}
+        request,
+        "users/form.html",
+        {"form": form, "title": f"User {user.extension}", "user_obj": user},
     )
 
 
@@ -85,7 +87,9 @@ def user_delete(request, pk: int):
 
 def user_export(request):
     include = request.GET.get("passwords") == "yes"
-    text = csv_io.dect_users_export(DectUser.objects.order_by("extension"), include_passwords=include)
+    text = csv_io.dect_users_export(
+        DectUser.objects.order_by("extension"), include_passwords=include
+    )
     response = HttpResponse(text, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="kws-users-{stamp}.csv"'

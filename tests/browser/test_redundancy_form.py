@@ -23,7 +23,9 @@ def log_in(page: Page, base: str, password: str = "initial-Passw0rd") -> None:
     page.click("button[type=submit]")
 
 
-def test_first_login_changes_the_password_then_saves_the_redundancy_form(live_server, page, tmp_path):
+def test_first_login_changes_the_password_then_saves_the_redundancy_form(
+    live_server, page, tmp_path
+):
     user = get_user_model().objects.create_superuser("admin", password="initial-Passw0rd")
     PasswordChangeRequired.objects.create(user=user)
 
@@ -43,7 +45,9 @@ def test_first_login_changes_the_password_then_saves_the_redundancy_form(live_se
     expect(page.locator('[data-error-for="failover_time"]')).to_contain_text(
         "Failover time (s): -5 is negative"
     )
-    expect(page.locator('[data-error-for="secret"]')).to_contain_text("required when the node type is master")
+    expect(page.locator('[data-error-for="secret"]')).to_contain_text(
+        "required when the node type is master"
+    )
     assert config_read()["redundancy.mode"] == "single"
 
     page.fill("#id_failover_time", "20")

@@ -77,9 +77,9 @@ def test_database_uuid_is_a_uuid_or_empty():
     assert parse("redundancy.database_uuid", "") == ""
     value = "123E4567-E89B-12D3-A456-426614174000"
     assert parse("redundancy.database_uuid", value) == value.lower()
-    assert "is not a UUID" in refusal({"redundancy.database_uuid": "1234"})[
-        "redundancy.database_uuid"
-    ]
+    assert (
+        "is not a UUID" in refusal({"redundancy.database_uuid": "1234"})["redundancy.database_uuid"]
+    )
 
 
 def test_secret_must_be_long_enough():
@@ -96,8 +96,9 @@ def test_unknown_keys_are_refused_and_every_bad_key_is_named():
 def test_master_or_backup_without_peer_or_secret_breaks_the_rules(mode):
     values = {**config.defaults(), "redundancy.mode": mode}
     errors = config.check_rules(values)
-    assert f"required when the node type is {'backup (slave)' if mode == 'slave' else 'master'}" in (
-        errors["redundancy.peer"]
+    assert (
+        f"required when the node type is {'backup (slave)' if mode == 'slave' else 'master'}"
+        in (errors["redundancy.peer"])
     )
     assert "redundancy.secret" in errors
 

@@ -41,7 +41,9 @@ def test_apply_sets_the_value_and_refuses_bad_or_local_keys():
 
 
 def test_a_snapshot_restores_exactly_the_shared_settings():
-    config_update(changes={"sip.registrar": "10.0.0.9", "redundancy.failover_time": "20"}, actor="t")
+    config_update(
+        changes={"sip.registrar": "10.0.0.9", "redundancy.failover_time": "20"}, actor="t"
+    )
     rows = replicated._snapshot()
     assert rows == [{"key": "sip.registrar", "value": "10.0.0.9"}]
     ConfigValue.objects.filter(key="sip.registrar").delete()

@@ -51,7 +51,9 @@ def test_set_stores_a_value_and_records_an_event():
 
 
 def test_set_several_keys_at_once_pairs_a_master():
-    kwsconfig("set", "redundancy.mode=master", "redundancy.peer=10.0.0.2", f"redundancy.secret={SECRET}")
+    kwsconfig(
+        "set", "redundancy.mode=master", "redundancy.peer=10.0.0.2", f"redundancy.secret={SECRET}"
+    )
     values = config_read()
     assert (values["redundancy.mode"], values["redundancy.peer"]) == ("master", "10.0.0.2")
     assert values["redundancy.database_uuid"]
@@ -67,7 +69,10 @@ def test_the_event_never_contains_the_secret():
     [
         (("set", "redundancy.failover_time", "-1"), "redundancy.failover_time: -1 is negative"),
         (("set", "redundancy.peer", "10.0.0.2:99999"), "redundancy.peer: port '99999'"),
-        (("set", "redundancy.mode", "master"), "redundancy.peer: required when the node type is master"),
+        (
+            ("set", "redundancy.mode", "master"),
+            "redundancy.peer: required when the node type is master",
+        ),
         (("set", "redundancy.colour", "blue"), "redundancy.colour: unknown configuration key"),
         (("get", "nope"), "nope: unknown configuration key"),
     ],
@@ -89,8 +94,13 @@ def test_one_bad_key_in_a_multi_set_changes_nothing():
 
 
 def test_export_then_import_gives_identical_settings(tmp_path):
-    kwsconfig("set", "redundancy.mode=master", "redundancy.peer=kws-b:8001", f"redundancy.secret={SECRET}",
-              "redundancy.failover_time=42")
+    kwsconfig(
+        "set",
+        "redundancy.mode=master",
+        "redundancy.peer=kws-b:8001",
+        f"redundancy.secret={SECRET}",
+        "redundancy.failover_time=42",
+    )
     exported = tmp_path / "settings.conf"
     kwsconfig("export", str(exported), "--include-secrets")
     original = config_read()

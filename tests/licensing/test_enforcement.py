@@ -26,7 +26,10 @@ def test_a_node_type_without_any_redundancy_license_is_refused(trusted, mode, pr
     license_install(text=trusted.issue(product=USER_LICENSE, users=100), actor="test")
     with pytest.raises(ConfigError) as info:
         config_update(changes={"redundancy.mode": mode, **PAIRED}, actor="test")
-    assert f"needs license {product} for this server's ARI {OWN_ARI}" in info.value.errors["redundancy.mode"]
+    assert (
+        f"needs license {product} for this server's ARI {OWN_ARI}"
+        in info.value.errors["redundancy.mode"]
+    )
     assert config_read()["redundancy.mode"] == "single"
 
 

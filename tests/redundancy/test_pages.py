@@ -25,8 +25,11 @@ def test_empty_pages_say_what_will_be_there(admin_client, name):
 def test_the_header_shows_name_mode_phase_and_lock(admin_client, settings):
     settings.NODE_NAME = "kws-east"
     config_update(
-        changes={"redundancy.mode": "slave", "redundancy.peer": "10.0.0.1",
-                 "redundancy.secret": "x" * 16},
+        changes={
+            "redundancy.mode": "slave",
+            "redundancy.peer": "10.0.0.1",
+            "redundancy.secret": "x" * 16,
+        },
         actor="test",
     )
     NodeState.objects.update_or_create(

@@ -67,7 +67,9 @@ def test_the_verdict_names_a_firmware_mismatch(master):
         ("stale", SECRET, {signing.HEADER_TIME: "1000.000000"}, "wrong signature"),
     ],
 )
-def test_wrongly_signed_messages_are_refused_and_change_nothing(master, kind, secret, headers, reason):
+def test_wrongly_signed_messages_are_refused_and_change_nothing(
+    master, kind, secret, headers, reason
+):
     response = post(backup_status(), secret=secret, headers=headers)[0]
     assert response.status_code == 401
     assert reason in response.json()["error"]

@@ -31,7 +31,9 @@ def test_the_page_shows_the_current_settings(admin_client):
 
 
 def test_saving_a_master_stores_every_field(admin_client):
-    response = post(admin_client, mode="master", peer="10.0.0.2:8001", failover_time="20", secret=SECRET)
+    response = post(
+        admin_client, mode="master", peer="10.0.0.2:8001", failover_time="20", secret=SECRET
+    )
     assert response.status_code == 302
     values = config_read()
     assert values["redundancy.mode"] == "master"
@@ -64,7 +66,10 @@ def test_the_secret_is_never_shown(admin_client):
         ({"peer": "10.0.0.2:0"}, "Peer node: port &#x27;0&#x27; is not a number from 1 to 65535"),
         ({"peer": "no such host!"}, "is not a host name or IP address"),
         ({"mode": "master", "secret": SECRET}, "Peer node: required when the node type is master"),
-        ({"mode": "slave", "peer": "10.0.0.1"}, "Pairing secret: required when the node type is backup"),
+        (
+            {"mode": "slave", "peer": "10.0.0.1"},
+            "Pairing secret: required when the node type is backup",
+        ),
         ({"secret": "short"}, "Pairing secret: must be at least 16 characters long"),
     ],
 )

@@ -52,7 +52,9 @@ def test_an_altered_timestamp_or_nonce_breaks_the_signature():
             verify(headers)
 
 
-@pytest.mark.parametrize("header", [signing.HEADER_TIME, signing.HEADER_NONCE, signing.HEADER_SIGNATURE])
+@pytest.mark.parametrize(
+    "header", [signing.HEADER_TIME, signing.HEADER_NONCE, signing.HEADER_SIGNATURE]
+)
 def test_an_unsigned_request_is_refused_naming_the_missing_header(header):
     headers = dict(signed().headers)
     del headers[header]
@@ -60,7 +62,9 @@ def test_an_unsigned_request_is_refused_naming_the_missing_header(header):
         verify(headers)
 
 
-@pytest.mark.parametrize(("skew", "ok"), [(29.0, True), (-29.0, True), (31.0, False), (-31.0, False)])
+@pytest.mark.parametrize(
+    ("skew", "ok"), [(29.0, True), (-29.0, True), (31.0, False), (-31.0, False)]
+)
 def test_messages_older_or_newer_than_the_skew_window_are_stale(skew, ok):
     headers = signed(now=1000.0 - skew).headers
     if ok:

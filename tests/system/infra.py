@@ -184,7 +184,9 @@ class Pair:
 
     def in_sync(self) -> bool:
         head = self.master_db.value("select seq from redundancy_changeloghead where id = 1") or 0
-        position = self.backup_db.value("select position from redundancy_replicationstate where id = 1")
+        position = self.backup_db.value(
+            "select position from redundancy_replicationstate where id = 1"
+        )
         return position is not None and position >= head
 
 

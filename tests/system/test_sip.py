@@ -25,9 +25,14 @@ def contacts_by_port(pbx: Kamailio) -> dict[str, set[int]]:
     return found
 
 
-def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(tmp_path, cluster_log):
+def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(
+    tmp_path, cluster_log
+):
     users = 40
-    with Kamailio() as pbx, pair_cluster(tmp_path, cluster_log, users=users, failover_time=0) as pair:
+    with (
+        Kamailio() as pbx,
+        pair_cluster(tmp_path, cluster_log, users=users, failover_time=0) as pair,
+    ):
         credentials = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
         pbx.add_subscribers([(name, "127.0.0.1", password) for name, password in credentials])
         pair.wait_paired()
@@ -49,20 +54,26 @@ def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(tm
 
         backup_users = {
             row[0]
-            for row in pair.backup_db.rows("select sip_username from users_dectuser where node = 'S'")
+            for row in pair.backup_db.rows(
+                "select sip_username from users_dectuser where node = 'S'"
+            )
         }
         backup_port = next(iter(next(iter(contacts_by_port(pbx)[u] for u in backup_users))))
 
         killed_at = time.time()
         pair.master.kill()
         wait_until(
-            lambda: all(backup_port in ports for ports in contacts_by_port(pbx).values())
-            and len(contacts_by_port(pbx)) == users,
+            lambda: (
+                all(backup_port in ports for ports in contacts_by_port(pbx).values())
+                and len(contacts_by_port(pbx)) == users
+            ),
             timeout=30,
             what="every user registered from the backup",
         )
         took = time.time() - killed_at
-        wait_until(lambda: registered(pair.backup_db) == users, timeout=10, what="backup records all")
+        wait_until(
+            lambda: registered(pair.backup_db) == users, timeout=10, what="backup records all"
+        )
         page_progress = pair.backup_db.value(
             "select count(*) from users_sipregistration r join users_dectuser u on u.id = r.user_id "
             "where u.node = 'S' and r.state = 'registered'"
@@ -80,13 +91,15 @@ def test_a_wrong_password_shows_as_failed_with_the_pbx_reason(tmp_path, cluster_
         pair.wait_paired()
         pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}")
         failed = wait_until(
-            lambda: pair.master_db.rows(
-                "select u.sip_username, r.reason from users_sipregistration r "
-                "join users_dectuser u on u.id = r.user_id where r.state = 'failed'"
-            )
-            or pair.backup_db.rows(
-                "select u.sip_username, r.reason from users_sipregistration r "
-                "join users_dectuser u on u.id = r.user_id where r.state = 'failed'"
+            lambda: (
+                pair.master_db.rows(
+                    "select u.sip_username, r.reason from users_sipregistration r "
+                    "join users_dectuser u on u.id = r.user_id where r.state = 'failed'"
+                )
+                or pair.backup_db.rows(
+                    "select u.sip_username, r.reason from users_sipregistration r "
+                    "join users_dectuser u on u.id = r.user_id where r.state = 'failed'"
+                )
             ),
             timeout=30,
             what="a failed registration",

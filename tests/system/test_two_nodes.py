@@ -28,5 +28,7 @@ def test_two_nodes_each_show_their_own_mode_and_run_worker_and_beat(tmp_path, cl
                 return match and match.group(1).endswith("ago")
 
             wait_until(ticked, timeout=20, what=f"{node.name}'s worker and beat to tick")
-    untagged = [line for line in cluster_log.lines if "[master/" not in line and "[backup/" not in line]
+    untagged = [
+        line for line in cluster_log.lines if "[master/" not in line and "[backup/" not in line
+    ]
     assert cluster_log.lines and not untagged

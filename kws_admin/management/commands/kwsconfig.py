@@ -39,7 +39,9 @@ class Command(BaseCommand):
         except config.ConfigError as exc:
             raise _refusal(exc) from None
         except Locked as exc:
-            raise CommandError(f"refused, nothing changed: configuration locked: {exc.reason}") from None
+            raise CommandError(
+                f"refused, nothing changed: configuration locked: {exc.reason}"
+            ) from None
 
     def handle_get(self, *, keys: list[str], **_) -> None:
         values = config_read()

@@ -61,7 +61,8 @@ class DeviceLink(models.Model):
     last_contact_at = models.DateTimeField(null=True, blank=True)
     last_keepalive_at = models.DateTimeField(null=True, blank=True, db_index=True)
     attached_since = models.DateTimeField(null=True, blank=True)
-    # Why the last contact was refused or redirected ('' when accepted).
+    # Why the last contact was not accepted: "Refused ..." (403: its firmware), or the
+    # reason a 409 sent it to the master; '' when accepted.
     refusal = models.CharField(max_length=200, blank=True)
     # The signing timestamp of the last contact: a keep-alive must be newer (no replay).
     last_stamp = models.FloatField(default=0.0)

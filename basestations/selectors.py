@@ -220,10 +220,11 @@ class AttachmentView:
             return Attachment("here", self.own)
         if device.pk in self.peer_ids.get(device.kind, set()):
             return Attachment("peer", self.peer)
+        if link is not None and link.refusal.startswith("Refused"):
+            # Its last word, however old: a refused device retries only now and then.
+            return Attachment("refused", "refused", link.refusal)
         if link is not None and link.refusal and link.last_contact_at:
             if link.last_contact_at >= self.cutoff:
-                if link.refusal.startswith("Refused"):
-                    return Attachment("refused", "refused", link.refusal)
                 return Attachment("redirected", "sent to the master", link.refusal)
         return Attachment("none", "not attached")
 
@@ -245,7 +246,7 @@ def attachment_filter(queryset, where: str, view: AttachmentView):
     kind = queryset.model.kind
     here = Q(link__last_keepalive_at__gte=view.cutoff)
     peer = Q(pk__in=view.peer_ids.get(kind, set()))
-    refused = Q(link__refusal__startswith="Refused", link__last_contact_at__gte=view.cutoff)
+    refused = Q(link__refusal__startswith="Refused")
     if where == "here":
         return queryset.filter(here)
     if where == "peer":

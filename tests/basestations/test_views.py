@@ -34,12 +34,12 @@ def test_the_page_lists_base_stations_and_media_resources_with_their_live_state(
     assert "No device secret is configured" in text
 
 
-def test_a_device_refused_for_its_firmware_says_so(admin_client):
+def test_a_device_refused_for_its_firmware_says_so_until_it_is_accepted(admin_client):
     rfp = basestation_create(actor="t", name="RFP 1", mac=MAC)
     BaseStationLink.objects.create(
         basestation=rfp,
         firmware="PCS05B",
-        last_contact_at=timezone.now(),
+        last_contact_at=timezone.now() - timezone.timedelta(minutes=5),
         refusal="Refused base station RFP 1: firmware PCS05B is older",
     )
     text = page(admin_client).text

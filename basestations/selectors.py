@@ -1,8 +1,8 @@
 """Reads of the base stations app: who serves devices, what is attached where, the witness.
 
 ``device_acceptance``, ``devices_heartbeat``, ``devices_per_node``,
-``witness_report`` and ``handset_last_seen`` are the hooks the redundancy
-engine, the Status page and the Users list use.
+``devices_moved_since``, ``witness_report`` and ``handset_last_seen`` are the
+hooks the redundancy engine, the Status page and the Users list use.
 """
 
 from __future__ import annotations
@@ -111,6 +111,21 @@ def devices_per_node() -> dict[str, dict[str, int] | None]:
         if isinstance(devices, dict)
         else None
     )
+    return result
+
+
+def devices_moved_since(started: datetime, now: datetime | None = None) -> dict[str, Any]:
+    """Devices that attached here since ``started`` (a takeover began) and are still
+    attached: ``{"rfp": n, "media": m, "last_at": datetime | None}``, ``last_at`` being
+    when the last of them attached. For the takeover's event: how many moved, how long."""
+    cutoff = fresh_cutoff(now)
+    result: dict[str, Any] = {"last_at": None}
+    for kind, model in LINK_MODELS.items():
+        moved = model.objects.filter(last_keepalive_at__gte=cutoff, attached_since__gte=started)
+        result[kind] = moved.count()
+        last = moved.order_by("-attached_since").values_list("attached_since", flat=True).first()
+        if last and (result["last_at"] is None or last > result["last_at"]):
+            result["last_at"] = last
     return result
 
 

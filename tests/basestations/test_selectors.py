@@ -99,3 +99,16 @@ def test_devices_per_node_counts_ours_and_what_the_peer_said(settings):
     )
     assert devices_per_node() == {settings.NODE_NAME: {"rfp": 3, "media": 1},
                                   "backup": {"rfp": 1, "media": 0}}  # fmt: skip
+
+
+def test_devices_moved_since_a_takeover_began_are_counted_with_the_last_arrival():
+    from basestations.selectors import devices_moved_since
+
+    rfps = links(3, attached=3)
+    started = timezone.now()
+    assert devices_moved_since(started) == {"last_at": None, "rfp": 0, "media": 0}
+    later = started + timedelta(seconds=2)
+    BaseStationLink.objects.filter(pk__in=[r.pk for r in rfps[:2]]).update(
+        attached_since=later, last_keepalive_at=later
+    )
+    assert devices_moved_since(started, now=later) == {"last_at": later, "rfp": 2, "media": 0}

@@ -132,16 +132,7 @@ class Node:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM every process, then SIGKILL what is still running after ``timeout``."""
-        for proc in self.processes.values():
-            _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in self.processes.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-        self.processes.clear()
+        stop_all([self], timeout=timeout)
 
     def kill(self) -> None:
         """kill -9 every process of the node, as a crash or power loss would."""
@@ -150,6 +141,23 @@ class Node:
         for proc in self.processes.values():
             proc.wait()
         self.processes.clear()
+
+
+def stop_all(nodes: list[Node], *, timeout: float = 10.0) -> None:
+    """Stop the processes of several nodes at once: SIGTERM to all, then SIGKILL to
+    whatever still runs after ``timeout`` seconds."""
+    procs = [proc for node in nodes for proc in node.processes.values()]
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    for node in nodes:
+        node.processes.clear()
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-from kws_admin.cluster import ROOT, Node
+from kws_admin.cluster import ROOT, Node, stop_all
 
 DEMO_DIR = ROOT / "var" / "demo"
 
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         output("stopping both nodes ...")
-        for node in nodes:
-            node.stop()
+        stop_all(list(nodes), timeout=4.0)
         output("stopped.")
     return 0
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kws_admin.services import config_read, config_update
+from basestations.selectors import devices_heartbeat, devices_moved_since, witness_report
 from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.models import NodeState
@@ -60,6 +61,7 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "users_registered": registration_progress()[0],
         "users_total": DectUser.objects.count(),
         "replication": replication_status(),
+        "devices": devices_heartbeat(),
         "sent_at": time.time(),
     }
     if claims.mode == "master" and peer_claims is not None:
@@ -138,6 +140,20 @@ def observations(values: dict[str, Any], state: NodeState) -> sm.Observations:
         peer=sm.Claims.from_dict(peer["claims"]) if peer.get("claims") else None,
         peer_seen_at=_epoch(state.peer_seen_at),
         verdict=sm.Verdict.from_dict(peer.get("verdict")),
+        witness=witness(),
+    )
+
+
+def witness() -> sm.Witness | None:
+    """The base stations' view of the peer; None when none are configured to ask."""
+    report = witness_report()
+    if not report["known"]:
+        return None
+    return sm.Witness(
+        known=report["known"],
+        confirmed=report["confirmed"],
+        summary=f"{report['peer_unreachable']} of {report['known']} report it unreachable, "
+        f"{report['needed']} needed",
     )
 
 
@@ -237,7 +253,33 @@ def users_take_over(*, started_at: float) -> int:
         message=f"Failover finished: {moved} users of {_peer_name()} moved to "
         f"{settings.NODE_NAME} in {took:.2f} s",
     )
+    devices_takeover_report(started_at=started_at)
     return moved
+
+
+def devices_takeover_report(*, started_at: float, wait: float = 30.0) -> dict[str, int]:
+    """Wait (bounded) until the devices the peer had attached have come here; record how
+    many moved and how long it took."""
+    peer_devices = (NodeState.load().peer_status or {}).get("devices") or {}
+    expected = sum(len(ids or []) for ids in peer_devices.values() if isinstance(ids, list))
+    started = datetime.fromtimestamp(started_at, UTC)
+    deadline = time.monotonic() + wait
+    while True:
+        moved = devices_moved_since(started)
+        count = moved.get("rfp", 0) + moved.get("media", 0)
+        if count >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    if expected or count:
+        last = moved.get("last_at")
+        took = (last - started).total_seconds() if last else 0.0
+        event_record(
+            kind="failover_devices",
+            message=f"{moved.get('rfp', 0)} base stations and {moved.get('media', 0)} media "
+            f"resources moved to {settings.NODE_NAME} in {took:.2f} s"
+            f"{'' if count >= expected else f' ({expected - count} of the peer did not come)'}",
+        )
+    return {"rfp": moved.get("rfp", 0), "media": moved.get("media", 0)}
 
 
 def users_rebalance() -> tuple[int, int]:

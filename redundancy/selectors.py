@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from kws_admin.config import MODE_LABELS
 from kws_admin.services import config_read
+from basestations.selectors import devices_per_node
 from redundancy.models import NodeState, Phase
 from redundancy.replication import replication_status
 from users.selectors import registration_progress
@@ -30,6 +31,7 @@ class NodeCard:
     database_uuid: str
     replication: dict[str, Any]
     is_self: bool
+    devices: dict[str, int] | None = None
 
 
 def _role(mode: str) -> str:
@@ -42,6 +44,7 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
     state = NodeState.load()
     mode = values["redundancy.mode"]
     registered, handled = registration_progress()
+    devices = devices_per_node()
     own = NodeCard(
         name=settings.NODE_NAME,
         mode=mode,
@@ -54,6 +57,7 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         database_uuid=values["redundancy.database_uuid"],
         replication=replication_status(),
         is_self=True,
+        devices=devices.get(settings.NODE_NAME),
     )
     if mode == "single":
         return own, None, state
@@ -72,5 +76,6 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         database_uuid=claims.get("database_uuid", ""),
         replication=status.get("replication") or {},
         is_self=False,
+        devices=next((v for k, v in devices.items() if k != settings.NODE_NAME), None),
     )
     return own, peer, state

@@ -19,6 +19,10 @@ The rules, in the words of the application note:
 - On a backup, configuration is locked (it is done on the master); during a
   failover on the backup nothing can be changed. A master is never locked: on
   a backup failure it runs as a single server.
+- Split brain: the two servers may lose each other while both still run. A
+  server takes over only when the base stations confirm the peer is lost too
+  (60 % + 1 of them report it unreachable); otherwise it says "peer
+  unreachable, no takeover" and keeps serving its own users.
 """
 
 from __future__ import annotations
@@ -124,6 +128,19 @@ def join_verdict(master: Claims, backup: Claims) -> Verdict:
 
 
 @dataclass(frozen=True)
+class Witness:
+    """What the base stations say of the peer: the split-brain witness.
+
+    ``confirmed`` when enough of them (60 % + 1) report the peer unreachable;
+    ``known`` base stations configured (none: nothing can witness, and the
+    survivor takes over on the heartbeat alone)."""
+
+    known: int
+    confirmed: bool
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class Observations:
     """What the runner knows at a tick: this server's settings and claims, and the peer."""
 
@@ -136,6 +153,8 @@ class Observations:
     peer_seen_at: float | None = None
     # The master's verdict on this backup, as the master last sent it.
     verdict: Verdict | None = None
+    # The base stations' view of the peer; None: not consulted.
+    witness: Witness | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,9 @@ class State:
     rejection: str = ""
     # The pair has formed at least once (a backup that never joined has nothing to serve).
     joined_before: bool = False
+    # A takeover is held back because the base stations do not confirm the peer is lost
+    # (recorded once, not at every beat).
+    held_back: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -328,6 +350,25 @@ def _decide_peer_silent(state: State, obs: Observations, now: float, peer_name: 
             actions,
             f"{peer_name} {silent_for}; failover in {obs.failover_time - waited:.1f} s",
         )
+    witness = obs.witness
+    if witness is not None and witness.known and not witness.confirmed:
+        # Split brain: the peer may be running and serving; only the devices can tell.
+        if not state.held_back:
+            actions.append(
+                RecordEvent(
+                    "no_takeover",
+                    f"Peer unreachable, no takeover: {peer_name} {silent_for}, but the base "
+                    f"stations do not confirm it is lost ({witness.summary}); serving this "
+                    "server's own users",
+                    "warning",
+                )
+            )
+            state = replace(state, held_back=True)
+        reason = (
+            f"peer unreachable, no takeover: {peer_name} {silent_for}; "
+            f"base stations: {witness.summary}"
+        )
+        return _decision(obs, state, actions, reason)
     actions.append(
         RecordEvent(
             "failover_started",
@@ -337,5 +378,5 @@ def _decide_peer_silent(state: State, obs: Observations, now: float, peer_name: 
         )
     )
     actions.append(TakeOver())
-    new = replace(state, phase=FAILOVER, took_over_at=now)
+    new = replace(state, phase=FAILOVER, took_over_at=now, held_back=False)
     return _decision(obs, new, actions, f"failover: taking over the users of {peer_name}")

@@ -29,8 +29,17 @@ def is_peer_api(path):
     return path.startswith("/api/peer/")
 
 
+def is_device_api(path):
+    return path.startswith("/basestations/api/")
+
+
 @pytest.mark.parametrize(
-    ("name", "path"), [u for u in named_urls() if u[0] not in PUBLIC and not is_peer_api(u[1])]
+    ("name", "path"),
+    [
+        u
+        for u in named_urls()
+        if u[0] not in PUBLIC and not is_peer_api(u[1]) and not is_device_api(u[1])
+    ],
 )
 def test_every_page_redirects_an_anonymous_visitor_to_login(client, name, path):
     response = client.get(path)
@@ -79,3 +88,14 @@ def test_an_account_with_its_initial_password_must_change_it_first(client):
     assert response.status_code == 302
     assert client.get(reverse("user_list")).status_code == 200
     assert not PasswordChangeRequired.objects.filter(user=user).exists()
+
+
+def test_the_device_keepalive_refuses_an_unsigned_device(client):
+    response = client.post(reverse("device_keepalive"), b"{}", content_type="application/json")
+    assert response.status_code in (401, 403)
+    assert "error" in response.json()
+
+
+def test_the_device_probe_answers_without_a_login_and_tells_nothing(client):
+    response = client.get(reverse("device_probe"))
+    assert response.status_code == 200

@@ -17,11 +17,6 @@ def test_the_menu_mirrors_the_kws_gui(admin_client):
     assert positions == sorted(positions)
 
 
-@pytest.mark.parametrize("name", ["basestation_list"])
-def test_empty_pages_say_what_will_be_there(admin_client, name):
-    assert "This page will show" in admin_client.get(reverse(name)).text
-
-
 def test_the_header_shows_name_mode_phase_and_lock(admin_client, settings):
     settings.NODE_NAME = "kws-east"
     config_update(

@@ -326,3 +326,59 @@ def test_state_survives_a_round_trip_through_json():
     node.step(4)
     assert State.from_dict(node.state.as_dict()) == node.state
     assert State.from_dict({"phase": "normal", "unknown": 1}) == State(phase=NORMAL)
+
+
+# --- Split brain: the base stations witness -----------------------------------------------
+
+
+def witness(confirmed: bool, known: int = 10):
+    from redundancy.statemachine import Witness
+
+    return Witness(known=known, confirmed=confirmed, summary=f"{7 if confirmed else 0} of {known}")
+
+
+def step_with_witness(node, seconds, w):
+    """One step of ``node`` with a witness observation."""
+    from redundancy.statemachine import Observations
+
+    node.clock.advance(seconds)
+    obs = Observations(mode=node.mode, failover_time=node.failover_time,
+                       detection_window=node.window, own=node.own, peer=node.peer,
+                       peer_seen_at=node.peer_seen_at, verdict=node.verdict, witness=w)  # fmt: skip
+    node.decision = decide(node.state, obs, node.clock.now)
+    node.state = node.decision.state
+    return node.decision
+
+
+@pytest.mark.parametrize("mode", ["master", "slave"])
+def test_without_the_base_stations_confirmation_there_is_no_takeover(mode):
+    node = Node(mode, failover_time=0).paired()
+    d = step_with_witness(node, 3.1, witness(False))
+    assert d.state.phase == PEER_LOST and not has(d, TakeOver)
+    assert "peer unreachable, no takeover" in d.reason
+    assert kinds(d) == ["peer_lost", "no_takeover"]
+    d = step_with_witness(node, 5, witness(False))
+    assert d.actions == []  # recorded once
+    assert d.handles_users  # it keeps serving its own users
+
+
+def test_the_takeover_follows_once_the_base_stations_confirm():
+    node = Node("slave", failover_time=0).paired()
+    step_with_witness(node, 3.1, witness(False))
+    d = step_with_witness(node, 1, witness(True))
+    assert d.state.phase == FAILOVER and has(d, TakeOver)
+
+
+def test_the_link_returns_after_a_split_and_the_pair_forms_without_a_takeover():
+    node = Node("slave", failover_time=0).paired()
+    step_with_witness(node, 3.1, witness(False))
+    node.hear_peer()
+    d = step_with_witness(node, 1, witness(False))
+    assert d.state.phase == NORMAL and d.state.took_over_at is None
+    assert not d.state.held_back
+
+
+def test_without_configured_base_stations_the_heartbeat_alone_decides():
+    node = Node("slave", failover_time=0).paired()
+    d = step_with_witness(node, 3.1, None)
+    assert d.state.phase == FAILOVER

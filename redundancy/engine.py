@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kws_admin.services import config_read, config_update
 from basestations.selectors import devices_heartbeat, devices_moved_since, witness_report
+from kws_admin.services import config_read, config_update
 from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.models import NodeState

@@ -8,9 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from basestations.selectors import devices_per_node
 from kws_admin.config import MODE_LABELS
 from kws_admin.services import config_read
-from basestations.selectors import devices_per_node
 from redundancy.models import NodeState, Phase
 from redundancy.replication import replication_status
 from users.selectors import registration_progress

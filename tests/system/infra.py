@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -165,6 +166,70 @@ def started_node(name: str, *, log: LineLog, tmp: Path, init_args: list[str],
         yield node
 
 
+class PeerLinkProxy:
+    """A fault-injecting HTTP proxy on the link between the two servers.
+
+    Each server reaches its peer through one of these. While ``cut``, requests of
+    the peer API (``/api/peer/...``) are dropped (the connection closes unanswered),
+    as when the network between the servers fails; devices still get through to
+    both servers, as in a split brain.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.cut = False
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = self.server.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n" not in head and len(head) < 8192:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            if self.cut and path.startswith(b"/api/peer/"):
+                return  # the link is down: no answer
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                return
+            with upstream:
+                upstream.sendall(head)
+                done = threading.Event()
+
+                def pipe(src: socket.socket, dst: socket.socket) -> None:
+                    try:
+                        while data := src.recv(65536):
+                            dst.sendall(data)
+                    except OSError:
+                        pass
+                    done.set()
+
+                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+                pipe(client, upstream)
+                done.wait(10)
+
+    def close(self) -> None:
+        self._closed = True
+        self.server.close()
+
+
 @dataclass
 class Pair:
     master: Node
@@ -194,12 +259,15 @@ class Pair:
 def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int = 2,
                  master_env=None, backup_env=None, backup_init=(),
                  licensed_users: int = 500, backup_licensed_users: int | None = None,
+                 peer_proxies: list[PeerLinkProxy] | None = None,
                  ) -> Iterator[Pair]:  # fmt: skip
     """A master and a backup, each on its own PostgreSQL and Redis, licensed, paired, started.
 
     Each server gets its own ARI and the codes its role needs from a vendor key
     made for this cluster: the redundancy license and a user license
-    (``backup_licensed_users`` gives the backup another user count).
+    (``backup_licensed_users`` gives the backup another user count). With
+    ``peer_proxies`` (an empty list to fill) each server reaches the other through a
+    PeerLinkProxy, so a test can cut the link between them.
     """
     vendor = Vendor.create()
     license_env = {"KWS_LICENSE_PUBLIC_KEY": vendor.public_key}
@@ -218,17 +286,22 @@ def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int
         )
         common = [f"--set=redundancy.secret={SECRET}", f"--set=redundancy.failover_time={failover_time}",
                   "--admin=admin", f"--admin-password={ADMIN_PASSWORD}"]  # fmt: skip
+        master_peer, backup_peer = backup.port, master.port
+        if peer_proxies is not None:
+            peer_proxies.extend([PeerLinkProxy(backup.port), PeerLinkProxy(master.port)])
+            stack.callback(lambda: [proxy.close() for proxy in peer_proxies])
+            master_peer, backup_peer = peer_proxies[0].port, peer_proxies[1].port
         master_codes = vendor.server_codes(ari=master_ari, mode="master", users=licensed_users)
         backup_codes = vendor.server_codes(
             ari=backup_ari, mode="slave",
             users=licensed_users if backup_licensed_users is None else backup_licensed_users,
         )  # fmt: skip
         master.manage("kwsinit", "--set=redundancy.mode=master", f"--set=system.ari={master_ari}",
-                      f"--set=redundancy.peer=127.0.0.1:{backup.port}", *common,
+                      f"--set=redundancy.peer=127.0.0.1:{master_peer}", *common,
                       *[f"--license={c}" for c in master_codes])  # fmt: skip
         master.manage("kwsdemo", f"--users={users}")
         backup.manage("kwsinit", "--set=redundancy.mode=slave", f"--set=system.ari={backup_ari}",
-                      f"--set=redundancy.peer=127.0.0.1:{master.port}", *common, *backup_init,
+                      f"--set=redundancy.peer=127.0.0.1:{backup_peer}", *common, *backup_init,
                       *[f"--license={c}" for c in backup_codes])  # fmt: skip
         for node in (master, backup):
             node.start()

@@ -98,6 +98,9 @@ def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_
                        what="every device attached to the backup")  # fmt: skip
             moved_after = time.time() - killed
             print(f"102 devices attached to the backup {moved_after:.2f} s after kill -9")
+            moved = wait_until(lambda: pair.backup_db.events("failover_devices"), timeout=40,
+                               what="the takeover records the devices that moved")  # fmt: skip
+            assert "100 base stations and 2 media resources moved" in moved[0][1]
             # What the split-brain witness reads on the backup: they report the master lost.
             wait_until(lambda: pair.backup_db.value(PEER_UNREACHABLE) == 100, timeout=10,
                        what="the backup's base stations report the master unreachable")  # fmt: skip

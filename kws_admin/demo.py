@@ -3,7 +3,9 @@
 Master at http://127.0.0.1:8000, backup at http://127.0.0.1:8001, each with its
 own data folder under var/demo/ (SQLite and the filesystem broker: no servers
 needed), its own ARI and the license codes of its role (14075250 master,
-14075260 backup, 1000 users) from a demo vendor key in var/demo/vendor/.
+14075260 backup, 1000 users) from a demo vendor key in var/demo/vendor/, and a
+handful of simulated base stations, media resources and handsets as real
+network clients of the master (they move to the backup if the master dies).
 Ctrl-C stops every process this started.
 """
 
@@ -53,6 +55,9 @@ def _licenses(folder: Path, users: int) -> tuple[str, dict[str, tuple[str, list[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200, help="demo users on the master")
+    parser.add_argument("--basestations", type=int, default=4, help="simulated base stations")
+    parser.add_argument("--media", type=int, default=1, help="simulated media resources")
+    parser.add_argument("--handsets", type=int, default=8, help="simulated handsets")
     args = parser.parse_args(argv)
 
     secret = _secret(DEMO_DIR / "pairing_secret")
@@ -81,26 +86,50 @@ def main(argv: list[str] | None = None) -> int:
         )
         for line in result.stdout.splitlines():
             output(f"[{node.name}/init] {line}")
-    seeded = master.manage("kwsdemo", f"--users={args.users}")
-    for line in seeded.stdout.splitlines():
-        output(f"[master/init] {line}")
+    device_secret = _secret(DEMO_DIR / "device_secret")
+    for command in (
+        ("kwsdemo", f"--users={args.users}"),
+        ("kwsconfig", "set", f"system.device_secret={device_secret}"),
+        ("kwssim", "--provision", "--seconds=0", f"--basestations={args.basestations}",
+         f"--media={args.media}"),
+    ):  # fmt: skip
+        for line in master.manage(*command).stdout.splitlines():
+            if "secret" not in line:
+                output(f"[master/init] {line}")
 
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     nodes = (master, backup)
     parent = os.getppid()
+    simulation = None
     try:
         for node in nodes:
             node.start()
         for node in nodes:
             node.wait_ready()
+        from basestations.sim import Simulation
+
+        simulation = Simulation(
+            server=f"{master.host}:{master.port}",
+            secret=device_secret,
+            basestations=args.basestations,
+            media=args.media,
+            handsets=args.handsets,
+            on_change=lambda change: (
+                None
+                if change.line().startswith("handset")  # roaming handsets would flood the log
+                else output(f"[devices] {change.line()}")
+            ),
+        ).start()
         output(
             "\n"
             "KWS Admin demo is running:\n"
             f"  master  {master.url}/\n"
             f"  backup  {backup.url}/\n"
             f"  log in as admin / {admin_password} (you are asked to change it at first login)\n"
+            f"  {args.basestations} simulated base stations, {args.media} media resources and "
+            f"{args.handsets} handsets keep alive with the master\n"
             f"  data in {DEMO_DIR} (rm -r it to start afresh); Ctrl-C stops everything\n"
         )
         while not stopping.wait(0.5):
@@ -115,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         output(f"demo failed: {exc}")
         return 1
     finally:
+        if simulation is not None:
+            simulation.stop()
         output("stopping both nodes ...")
         stop_all(list(nodes), timeout=4.0)
         output("stopped.")

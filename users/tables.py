@@ -17,12 +17,13 @@ class DectUserTable(tables.Table):
         order_by="registration__state",
         empty_values=(),  # a user without a registration row still renders "not registered"
     )
+    last_seen = tables.Column(verbose_name="Last seen", empty_values=(), orderable=False)
     node = tables.Column(verbose_name="NODE", attrs={"td": {"class": "node"}})
 
     class Meta:
         model = DectUser
         fields = ("extension", "display_name", "ipei", "sip_username", "subscription",
-                  "registration", "node")  # fmt: skip
+                  "registration", "last_seen", "node")  # fmt: skip
         template_name = "users/partials/user_table.html"
         attrs = {"class": "list users"}
         empty_text = "No users match."
@@ -30,6 +31,18 @@ class DectUserTable(tables.Table):
     def __init__(self, *args, own_letter: str = "M", **kwargs):
         super().__init__(*args, **kwargs)
         self.own_letter = own_letter
+        # Where the handsets of the shown page were last seen (set by the view: one query).
+        self.seen: dict = {}
+
+    def render_last_seen(self, record):
+        seen = self.seen.get(record.extension)
+        if seen is None:
+            return "—"
+        return format_html(
+            '{} <small class="reason">{}</small>',
+            seen.basestation,
+            seen.seen_at.strftime("%H:%M:%S"),
+        )
 
     def render_ipei(self, value):
         return ipei.display(value)

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
+from basestations.selectors import handsets_last_seen
 from users import csv_io, services
 from users.filters import DectUserFilter
 from users.forms import CsvImportForm, DectUserForm
@@ -24,6 +25,7 @@ def user_list(request):
     filterset = DectUserFilter(request.GET, queryset=_user_queryset())
     table = DectUserTable(filterset.qs, own_letter=own_letter())
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    table.seen = handsets_last_seen([row.record.extension for row in table.page.object_list])
     context = {"filter": filterset, "table": table, "total": DectUser.objects.count()}
     if request.htmx and not request.htmx.boosted:
         return render(request, "users/partials/user_table.html", context)

@@ -212,3 +212,15 @@ def test_a_malformed_file_is_refused_with_the_reason(admin_client, data, message
     )
     assert message in response.text
     assert DectUser.objects.count() == 0
+
+
+def test_the_list_shows_where_a_handset_was_last_seen(admin_client):
+    from django.utils import timezone
+
+    from basestations.models import BaseStation, HandsetSighting
+
+    make("2001", display_name="Roaming")
+    station = BaseStation.objects.create(name="RFP Ward 3", mac="02:4B:57:01:00:09")
+    HandsetSighting.objects.create(extension="2001", basestation=station, seen_at=timezone.now())
+    page = list_page(admin_client).text
+    assert "RFP Ward 3" in page and "Last seen" in page

@@ -10,13 +10,15 @@ kills every process of the master with SIGKILL and measures, from the kill:
 - ``failover_start_s``: until the failover started (detection + failover time);
 - ``total_s``: until every user of the master is handled by the backup and,
   with the PBX (default), registered with it by the backup (Kamailio's own
-  location table shows every user's contact from the backup).
+  location table shows every user's contact from the backup);
+- ``basestations_s``: until every simulated base station (``--basestations``)
+  keeps alive with the backup.
 
 Prints one JSON line (keys detection_s, failover_start_s, total_s, users_moved,
 plus the settings used) and one summary line. Needs PostgreSQL, Redis and
 Kamailio installed (``make services``); stops everything it started.
 
-    .venv/bin/python bench/failover.py [--users 4000] [--failover-time 0] [--no-pbx]
+    .venv/bin/python bench/failover.py [--users 4000] [--failover-time 0] [--basestations 100]
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kws_admin.settings")
 
+from basestations.sim import Simulation  # noqa: E402
 from tests.system.infra import LineLog, pair_cluster, wait_until  # noqa: E402
 from users.pbx import Kamailio  # noqa: E402
+
+DEVICE_SECRET = "bench-device-secret-0123"
 
 
 def registered(db) -> int:
@@ -57,6 +62,7 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="print the nodes' logs")
     parser.add_argument("--no-pbx", action="store_true", help="leave SIP registration out")
     parser.add_argument("--sip-rate", type=int, default=2000, help="sip.rate for the run")
+    parser.add_argument("--basestations", type=int, default=100, help="simulated base stations")
     args = parser.parse_args()
 
     env = {"KWS_HEARTBEAT_INTERVAL": str(args.heartbeat), "KWS_DETECTION_WINDOW": str(args.window),
@@ -86,6 +92,19 @@ def main() -> int:
             both = lambda: registered(pair.master_db) + registered(pair.backup_db)  # noqa: E731
             wait_until(lambda: both() == args.users,
                        timeout=300, what="every user registered by its node")  # fmt: skip
+        sim = None
+        if args.basestations:
+            pair.master.manage("kwsconfig", "set", f"system.device_secret={DEVICE_SECRET}")
+            pair.master.manage("kwssim", "--provision", "--seconds=0",
+                               f"--basestations={args.basestations}", "--media=0")  # fmt: skip
+            pair.wait_paired(timeout=60)
+            master_addr = f"127.0.0.1:{pair.master.port}"
+            backup_addr = f"127.0.0.1:{pair.backup.port}"
+            sim = stack.enter_context(Simulation(server=master_addr, secret=DEVICE_SECRET,
+                                                 basestations=args.basestations, media=0,
+                                                 handsets=0, seed=1))  # fmt: skip
+            wait_until(lambda: sim.attached_counts() == {master_addr: args.basestations},
+                       timeout=120, what="every base station on the master")  # fmt: skip
         time.sleep(2 * args.heartbeat)  # a steady state, not the tail of the join
 
         killed_at = time.time()
@@ -95,14 +114,24 @@ def main() -> int:
                           timeout=budget, what="peer lost")  # fmt: skip
         started = wait_until(lambda: event_time(pair.backup_db, "failover_started", killed_at),
                              timeout=budget, what="failover started")  # fmt: skip
-        wait_until(lambda: pair.backup_db.users_by_node() == {"S": args.users},
-                   timeout=budget, interval=0.02, what="every user on the backup")  # fmt: skip
-        handled_at = time.time()
-        registered_at = None
+        # Poll every condition together, so each time is its own and not the sum.
+        checks = {"handled": lambda: pair.backup_db.users_by_node() == {"S": args.users}}
         if pbx is not None:
-            wait_until(lambda: registered(pair.backup_db) == args.users, timeout=budget,
-                       interval=0.05, what="every user registered by the backup")  # fmt: skip
-            registered_at = time.time()
+            checks["registered"] = lambda: registered(pair.backup_db) == args.users
+        if sim is not None:
+            checks["devices"] = lambda: sim.attached_counts() == {backup_addr: args.basestations}
+        reached: dict[str, float] = {}
+        deadline = time.monotonic() + budget
+        while len(reached) < len(checks):
+            for name, check in checks.items():
+                if name not in reached and check():
+                    reached[name] = time.time()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"timed out; reached only {sorted(reached)}")
+            time.sleep(0.02)
+        handled_at = reached["handled"]
+        registered_at = reached.get("registered")
+        devices_at = reached.get("devices")
         finished = wait_until(lambda: event_time(pair.backup_db, "failover_finished", killed_at),
                               timeout=30, what="failover finished")  # fmt: skip
         done_at = registered_at or max(handled_at, finished[0])
@@ -115,6 +144,8 @@ def main() -> int:
         "handled_s": round(max(handled_at, finished[0]) - killed_at, 3),
         "registered_s": round(registered_at - killed_at, 3) if registered_at else None,
         "users_moved": moved,
+        "basestations_moved": args.basestations if devices_at else 0,
+        "basestations_s": round(devices_at - killed_at, 3) if devices_at else None,
         "users": args.users,
         "failover_time_s": args.failover_time,
         "heartbeat_s": args.heartbeat,
@@ -129,6 +160,12 @@ def main() -> int:
         f"{' and registered with Kamailio' if pbx is not None else ''} after "
         f"{result['total_s']:.2f} s (heartbeat {args.heartbeat:g} s, window {args.window:g} s, "
         f"failover time {args.failover_time} s)"
+        + (
+            f"; {args.basestations} base stations on the backup after "
+            f"{result['basestations_s']:.2f} s"
+            if result["basestations_s"] is not None
+            else ""
+        )
     )
     return 0
 

@@ -55,3 +55,9 @@ def test_the_event_log_filters_by_kind_and_returns_a_partial_to_htmx(admin_clien
     assert "backup joined" in partial.text
     assert "failover time changed" not in partial.text
     assert "<nav" not in partial.text
+
+
+def test_the_redundancy_page_title_is_plain_text(admin_client):
+    page = admin_client.get(reverse("redundancy_settings")).text
+    title = page[page.index("<title>") + 7 : page.index("</title>")]
+    assert title.startswith("Redundancy") and "<" not in title

@@ -36,6 +36,19 @@ class ScenarioError(Exception):
     """An administration scenario that cannot run now; the message says why."""
 
 
+def _role_set(*, mode: str, values: dict[str, Any], actor: str) -> None:
+    """Change this server's node type as part of a scenario: the database UUID is kept
+    (the pair stays one database) and the licenses the server has are kept too."""
+    config_update(
+        changes={
+            "redundancy.mode": mode,
+            "redundancy.database_uuid": values["redundancy.database_uuid"],
+        },
+        actor=actor,
+        during_failover=True,
+    )
+
+
 def _engine_restart(*, phase: str, took_over_at: float | None = None) -> None:
     """Give the engine a fresh state for the new role; the next beat decides from there."""
     state = NodeState.objects.select_for_update().get(pk=1)
@@ -62,14 +75,7 @@ def backup_promote(*, actor: str) -> int:
 
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
-        config_update(
-            changes={
-                "redundancy.mode": "master",
-                "redundancy.database_uuid": values["redundancy.database_uuid"],
-            },
-            actor=actor,
-            during_failover=True,
-        )
+        _role_set(mode="master", values=values, actor=actor)
         _engine_restart(phase=sm.FAILOVER, took_over_at=time.time())
         handled = assign_all_to_self()
         event_record(
@@ -105,14 +111,7 @@ def switchover_start(*, actor: str) -> dict[str, Any]:
             answer = client.call("POST", "/api/peer/switchover", {"head": head, "actor": actor})
         except PeerError as exc:
             raise ScenarioError(f"the backup did not take over the master role: {exc}") from None
-        config_update(
-            changes={
-                "redundancy.mode": "slave",
-                "redundancy.database_uuid": values["redundancy.database_uuid"],
-            },
-            actor=actor,
-            during_failover=True,
-        )
+        _role_set(mode="slave", values=values, actor=actor)
         _engine_restart(phase=sm.PEER_LOST)
         NodeState.objects.filter(pk=1).update(locked=True, lock_reason=sm.LOCK_BACKUP)
         event_record(
@@ -147,14 +146,7 @@ def switchover_accept(payload: Any) -> tuple[int, dict[str, Any]]:
         return 409, {"error": f"position {position} is past the master's head {head}"}
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
-        config_update(
-            changes={
-                "redundancy.mode": "master",
-                "redundancy.database_uuid": values["redundancy.database_uuid"],
-            },
-            actor=actor,
-            during_failover=True,
-        )
+        _role_set(mode="master", values=values, actor=actor)
         _engine_restart(phase=sm.PEER_LOST)
         event_record(
             kind="switchover",

@@ -79,6 +79,7 @@ from basestations import protocol
 from basestations.services import device_keepalive, device_refusal_record
 from kws_admin.services import config_read
 from redundancy import signing
+from redundancy.peer import request_verify
 
 logger = logging.getLogger(__name__)
 
@@ -141,13 +142,7 @@ def keepalive(request: HttpRequest) -> HttpResponse:
             "this server has no device secret (system.device_secret): every device is refused",
         )  # fmt: skip
     try:
-        signed = signing.verify_request(
-            secret=secret,
-            method=request.method or "POST",
-            path=request.get_full_path(),
-            body=request.body,
-            headers=request.headers,
-        )
+        signed = request_verify(request, secret)
     except signing.SignatureError as exc:
         cause, reason = _signature_cause(str(exc))
         return _refuse(request, 401, cause, reason)

@@ -46,13 +46,6 @@ def registered(db) -> int:
     return db.value("select count(*) from users_sipregistration where state = 'registered'") or 0
 
 
-def event_time(db, kind: str, since: float) -> tuple[float, str] | None:
-    for created, message in db.events(kind):
-        if created.timestamp() >= since:
-            return created.timestamp(), message
-    return None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=4000)
@@ -110,9 +103,9 @@ def main() -> int:
         killed_at = time.time()
         pair.master.kill()
         budget = args.window + args.failover_time + 300
-        lost = wait_until(lambda: event_time(pair.backup_db, "peer_lost", killed_at),
+        lost = wait_until(lambda: pair.backup_db.event_since("peer_lost", killed_at),
                           timeout=budget, what="peer lost")  # fmt: skip
-        started = wait_until(lambda: event_time(pair.backup_db, "failover_started", killed_at),
+        started = wait_until(lambda: pair.backup_db.event_since("failover_started", killed_at),
                              timeout=budget, what="failover started")  # fmt: skip
         # Poll every condition together, so each time is its own and not the sum.
         checks = {"handled": lambda: pair.backup_db.users_by_node() == {"S": args.users}}
@@ -132,7 +125,7 @@ def main() -> int:
         handled_at = reached["handled"]
         registered_at = reached.get("registered")
         devices_at = reached.get("devices")
-        finished = wait_until(lambda: event_time(pair.backup_db, "failover_finished", killed_at),
+        finished = wait_until(lambda: pair.backup_db.event_since("failover_finished", killed_at),
                               timeout=30, what="failover finished")  # fmt: skip
         done_at = registered_at or max(handled_at, finished[0])
 

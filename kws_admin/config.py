@@ -91,11 +91,16 @@ def _check_host(host: str) -> None:
         raise ValueError(f"{host!r} is not a host name or IP address")
 
 
-def _parse_peer(text: str) -> str:
-    text = text.strip()
-    if text:
-        split_peer(text)
-    return text
+def _optional(check: Callable[[str], object]) -> Callable[[str], str]:
+    """A parser for an optional address: empty, or text that ``check`` accepts."""
+
+    def parse(text: str) -> str:
+        text = text.strip()
+        if text:
+            check(text)
+        return text
+
+    return parse
 
 
 def _parse_failover_time(text: str) -> int:
@@ -133,24 +138,10 @@ def _parse_secret(text: str) -> str:
     return value
 
 
-def _parse_registrar(text: str) -> str:
-    text = text.strip()
-    if text:
-        registrar_address(text)
-    return text
-
-
 def _parse_transport(text: str) -> str:
     value = text.strip().lower()
     if value not in ("udp", "tcp"):
         raise ValueError(f"{text!r} is not a SIP transport; use udp or tcp")
-    return value
-
-
-def _parse_domain(text: str) -> str:
-    value = text.strip()
-    if value:
-        _check_host(value)
     return value
 
 
@@ -182,7 +173,7 @@ KEYS: dict[str, Key] = {
             "redundancy.peer",
             "Peer node",
             "",
-            _parse_peer,
+            _optional(split_peer),
             "Host name or IP address of the other server, with :port if not 80.",
             local=True,
         ),
@@ -226,7 +217,7 @@ KEYS: dict[str, Key] = {
             "sip.registrar",
             "SIP registrar",
             "",
-            _parse_registrar,
+            _optional(lambda text: registrar_address(text)),
             "Host or IP address of the PBX's registrar, with :port if not 5060; "
             "empty: users are not registered.",
         ),
@@ -235,7 +226,7 @@ KEYS: dict[str, Key] = {
             "sip.domain",
             "SIP domain",
             "",
-            _parse_domain,
+            _optional(_check_host),
             "Domain of the users' addresses (user@domain); empty: the registrar's host.",
         ),
         Key(

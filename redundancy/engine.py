@@ -110,12 +110,7 @@ def heartbeat_send(values: dict[str, Any]) -> None:
     state = NodeState.load()
     last = state.peer_status.get("claims") if state.peer_status else None
     peer_claims = sm.Claims.from_dict(last) if last else None
-    client = PeerClient(
-        peer=values["redundancy.peer"],
-        secret=values["redundancy.secret"],
-        node=settings.NODE_NAME,
-        timeout=max(0.5, settings.HEARTBEAT_INTERVAL),
-    )
+    client = PeerClient.from_config(timeout=max(0.5, settings.HEARTBEAT_INTERVAL), values=values)
     try:
         answer = client.call(
             "POST", "/api/peer/heartbeat", status_payload(values=values, peer_claims=peer_claims)

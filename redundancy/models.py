@@ -1,12 +1,16 @@
 from django.db import models
 
+from redundancy import statemachine as sm
+
 
 class Phase(models.TextChoices):
-    SINGLE = "single", "single"
-    NORMAL = "normal", "normal"
-    PEER_LOST = "peer_lost", "peer lost"
-    FAILOVER = "failover", "failover"
-    REJECTED = "rejected", "rejected"
+    """The phases of redundancy.statemachine, with their labels for the GUI."""
+
+    SINGLE = sm.SINGLE, "single"
+    NORMAL = sm.NORMAL, "normal"
+    PEER_LOST = sm.PEER_LOST, "peer lost"
+    FAILOVER = sm.FAILOVER, "failover"
+    REJECTED = sm.REJECTED, "rejected"
 
 
 class NodeState(models.Model):

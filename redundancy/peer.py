@@ -44,8 +44,9 @@ class PeerClient:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, timeout: float = 2.0) -> PeerClient:
-        values = config_read()
+    def from_config(cls, timeout: float = 2.0, values: dict[str, Any] | None = None) -> PeerClient:
+        """A client for the configured peer (``values``: the configuration, if read already)."""
+        values = values or config_read()
         return cls(
             peer=values["redundancy.peer"],
             secret=values["redundancy.secret"],
@@ -115,6 +116,17 @@ def nonce_purge() -> int:
     return deleted
 
 
+def request_verify(request: HttpRequest, secret: str) -> signing.Signed:
+    """Check the signature and age of a Django request (peer or device); SignatureError."""
+    return signing.verify_request(
+        secret=secret,
+        method=request.method or "",
+        path=request.get_full_path(),
+        body=request.body,
+        headers=request.headers,
+    )
+
+
 PeerView = Callable[[HttpRequest, Any], tuple[int, Any]]
 
 
@@ -129,13 +141,7 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
         remote = f"{request.META.get('REMOTE_ADDR', '?')} ({sender})"
         secret = config_read()["redundancy.secret"]
         try:
-            signed = signing.verify_request(
-                secret=secret,
-                method=request.method or "",
-                path=request.get_full_path(),
-                body=request.body,
-                headers=request.headers,
-            )
+            signed = request_verify(request, secret)
         except signing.SignatureError as exc:
             peer_refusal_record(reason=str(exc), remote=remote)
             return JsonResponse({"error": str(exc)}, status=401)

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 HEADER_NODE = "X-KWS-Node"
@@ -98,12 +98,29 @@ def verify_request(
     """Check a request's signature and age; return its nonce for the replay check."""
     if not secret:
         raise SignatureError("no pairing secret configured on this server")
-    stamp, timestamp, nonce, signature = _fields(headers)
-    expected = _digest(secret, [method.upper(), path, _body_hash(body), stamp, nonce])
-    if not hmac.compare_digest(expected, signature):
-        raise SignatureError("wrong signature (is the pairing secret the same on both servers?)")
-    _check_time(timestamp, time.time() if now is None else now)
+    nonce, timestamp = _verify(
+        secret,
+        headers,
+        lambda stamp, nonce: [method.upper(), path, _body_hash(body), stamp, nonce],
+        "wrong signature (is the pairing secret the same on both servers?)",
+        now,
+    )
     return Signed(headers=dict(headers), nonce=nonce, timestamp=timestamp)
+
+
+def _verify(
+    secret: str,
+    headers: Mapping[str, str],
+    parts: Callable[[str, str], list[str]],
+    wrong: str,
+    now: float | None,
+) -> tuple[str, float]:
+    """Check the HMAC over ``parts(stamp, nonce)`` and the age; return (nonce, timestamp)."""
+    stamp, timestamp, nonce, signature = _fields(headers)
+    if not hmac.compare_digest(_digest(secret, parts(stamp, nonce)), signature):
+        raise SignatureError(wrong)
+    _check_time(timestamp, time.time() if now is None else now)
+    return nonce, timestamp
 
 
 def sign_response(
@@ -133,10 +150,17 @@ def verify_response(
     headers: Mapping[str, str],
     now: float | None = None,
 ) -> None:
-    stamp, timestamp, nonce, signature = _fields(headers)
-    expected = _digest(
-        secret, ["RESPONSE", str(status), request_nonce, _body_hash(body), stamp, nonce]
+    _verify(
+        secret,
+        headers,
+        lambda stamp, nonce: [
+            "RESPONSE",
+            str(status),
+            request_nonce,
+            _body_hash(body),
+            stamp,
+            nonce,
+        ],
+        "response has a wrong signature",
+        now,
     )
-    if not hmac.compare_digest(expected, signature):
-        raise SignatureError("response has a wrong signature")
-    _check_time(timestamp, time.time() if now is None else now)

@@ -130,6 +130,13 @@ class NodeDB:
             "select created, message from redundancy_event where kind = %s order by id", kind
         )
 
+    def event_since(self, kind: str, since: float) -> tuple[float, str] | None:
+        """The first event of ``kind`` at or after ``since`` (epoch): (time, message)."""
+        for created, message in self.events(kind):
+            if created.timestamp() >= since:
+                return created.timestamp(), message
+        return None
+
     def users_by_node(self) -> dict[str, int]:
         return dict(self.rows("select node, count(*) from users_dectuser group by node"))
 

@@ -14,13 +14,6 @@ HEARTBEAT = float(FAST["KWS_HEARTBEAT_INTERVAL"])
 SLACK = 2 * HEARTBEAT + 1.0
 
 
-def event_after(db, kind, since):
-    for created, message in db.events(kind):
-        if created.timestamp() >= since:
-            return created.timestamp(), message
-    return None
-
-
 def test_the_pair_forms_and_splits_users_about_half_each(tmp_path, cluster_log):
     with pair_cluster(tmp_path, cluster_log, users=40) as pair:
         pair.wait_paired()
@@ -72,19 +65,19 @@ def test_master_killed_backup_detects_waits_failover_time_takes_over_and_locks(
         killed_at = time.time()
         pair.master.kill()
 
-        lost = wait_until(lambda: event_after(pair.backup_db, "peer_lost", killed_at),
+        lost = wait_until(lambda: pair.backup_db.event_since("peer_lost", killed_at),
                           timeout=DETECTION_WINDOW + SLACK + 5, what="peer lost")  # fmt: skip
         detection = lost[0] - killed_at
         assert detection <= DETECTION_WINDOW + SLACK, f"detected after {detection:.1f} s"
 
-        started = wait_until(lambda: event_after(pair.backup_db, "failover_started", killed_at),
+        started = wait_until(lambda: pair.backup_db.event_since("failover_started", killed_at),
                              timeout=failover_time + SLACK + 5, what="failover started")  # fmt: skip
         waited = started[0] - lost[0]
         assert failover_time - HEARTBEAT <= waited <= failover_time + SLACK, (
             f"waited {waited:.1f} s"
         )
 
-        finished = wait_until(lambda: event_after(pair.backup_db, "failover_finished", killed_at),
+        finished = wait_until(lambda: pair.backup_db.event_since("failover_finished", killed_at),
                               timeout=10, what="failover finished")  # fmt: skip
         assert "40 users" not in finished[1]  # only the master's 20 moved
         assert "20 users" in finished[1]
@@ -117,7 +110,7 @@ def test_backup_killed_master_runs_single_unlocked_and_the_backup_rejoins(tmp_pa
         pair.wait_paired()
         killed_at = time.time()
         pair.backup.kill()
-        wait_until(lambda: event_after(pair.master_db, "failover_finished", killed_at),
+        wait_until(lambda: pair.master_db.event_since("failover_finished", killed_at),
                    timeout=15, what="master takes the backup's users")  # fmt: skip
         assert pair.master_db.users_by_node() == {"M": 40}
         assert not pair.master_db.locked()

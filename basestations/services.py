@@ -353,7 +353,6 @@ def device_keepalive(
     updates this server's runtime row, which the page and the witness read.
     ``config`` is this server's configuration if the caller has just read it.
     """
-    now = now or timezone.now()
     kind, mac = report["kind"], report["mac"]
     label = protocol.KIND_LABELS[kind]
     device = MODELS[kind].objects.select_related("link").filter(mac=mac).first()
@@ -362,16 +361,6 @@ def device_keepalive(
         device_refusal_record(key=f"unknown|{kind}|{mac}", message=message, now=now)
         return 403, {"error": message}
     previous = getattr(device, "link", None)
-    values: dict[str, Any] = {
-        "ip": _ip(report, remote),
-        "firmware": report["firmware"][:40],
-        "state": report["state"][:40],
-        "peer_reachable": report.get("peer_reachable"),
-        "last_contact_at": now,
-        "last_stamp": stamp,
-    }
-    if kind == "media":
-        values["channels_in_use"] = report.get("channels_in_use")
     config = config or config_read()
     refusal = protocol.firmware_refusal(report["firmware"])
     if refusal:
@@ -395,6 +384,19 @@ def device_keepalive(
         else:
             status, message = 409, reason
             answer = {"error": reason, "server": address_of(config["redundancy.peer"])}
+    # The clock is read after the phase: a device accepted by a backup that has just
+    # begun its takeover is then stamped after the takeover's start, and counted as moved.
+    now = now or timezone.now()
+    values: dict[str, Any] = {
+        "ip": _ip(report, remote),
+        "firmware": report["firmware"][:40],
+        "state": report["state"][:40],
+        "peer_reachable": report.get("peer_reachable"),
+        "last_contact_at": now,
+        "last_stamp": stamp,
+    }
+    if kind == "media":
+        values["channels_in_use"] = report.get("channels_in_use")
     was_attached = bool(
         previous and previous.last_keepalive_at and previous.last_keepalive_at >= fresh_cutoff(now)
     )

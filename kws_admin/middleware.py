@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from kws_admin.models import PasswordChangeRequired
 
@@ -9,6 +11,29 @@ def _accounts_locked() -> bool:
     from redundancy.locks import lock_reason
 
     return bool(lock_reason())
+
+
+class HtmxLoginRedirectMiddleware:
+    """Sends the whole page to the login (or the password change) when an htmx fragment
+    request is redirected there: htmx would follow the redirect and swap the login page
+    into the fragment (the header polls every 2 s, and a session may expire meanwhile).
+    Boosted requests swap the whole body and are left alone. Placed before the
+    middleware that redirects, so it sees their answer."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        fragment = request.headers.get("HX-Request") == "true" and not request.headers.get(
+            "HX-Boosted"
+        )
+        if fragment and response.status_code == 302:
+            location = response["Location"]
+            targets = (reverse(settings.LOGIN_URL), reverse("password_change"))
+            if location.startswith(targets):
+                return HttpResponseClientRedirect(location)
+        return response
 
 
 class PasswordChangeRequiredMiddleware:

@@ -99,3 +99,29 @@ def test_the_device_keepalive_refuses_an_unsigned_device(client):
 def test_the_device_probe_answers_without_a_login_and_tells_nothing(client):
     response = client.get(reverse("device_probe"))
     assert response.status_code == 200
+
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_a_live_fragment_of_an_expired_session_sends_the_whole_page_to_login(client):
+    response = client.get(reverse("node_header"), **HTMX)
+    # Not a 302 that htmx would follow and swap the login page into the header.
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith(reverse("login"))
+    assert response.content == b""
+
+
+def test_a_live_fragment_before_the_initial_password_is_changed_sends_the_page_there(client):
+    user = get_user_model().objects.create_superuser("admin", password="initial-pw-1")
+    PasswordChangeRequired.objects.create(user=user)
+    client.force_login(user)
+    response = client.get(reverse("node_header"), **HTMX)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("password_change")
+
+
+def test_a_boosted_request_is_redirected_as_usual(client):
+    response = client.get(reverse("user_list"), HTTP_HX_BOOSTED="true", **HTMX)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))

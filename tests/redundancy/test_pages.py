@@ -32,7 +32,7 @@ def test_the_header_shows_name_mode_phase_and_lock(admin_client, settings):
     )
     fragment = admin_client.get(reverse("node_header"), HTTP_HX_REQUEST="true").text
     assert "kws-east" in fragment
-    assert 'data-field="mode">slave<' in fragment
+    assert 'data-field="mode">backup (slave)<' in fragment
     assert 'data-field="phase">failover<' in fragment
     assert "configuration locked" in fragment
     assert 'hx-trigger="every 2s"' in fragment

@@ -17,7 +17,7 @@ def header_field(page: str, field: str) -> str:
 
 def test_two_nodes_each_show_their_own_mode_and_run_worker_and_beat(tmp_path, cluster_log):
     with pair_cluster(tmp_path, cluster_log, users=4) as pair:
-        for node, mode in ((pair.master, "master"), (pair.backup, "slave")):
+        for node, mode in ((pair.master, "master"), (pair.backup, "backup (slave)")):
             browser = logged_in(node)
             header = browser.get("/partials/node-header/").text
             assert node.name in header

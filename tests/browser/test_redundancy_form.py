@@ -73,5 +73,7 @@ def test_the_header_refreshes_live(live_server, page):
                  "redundancy.secret": "x" * 16},
         actor="test",
     )  # fmt: skip
-    expect(page.locator('#node-header [data-field="mode"]')).to_have_text("backup (slave)", timeout=6000)
+    expect(page.locator('#node-header [data-field="mode"]')).to_have_text(
+        "backup (slave)", timeout=6000
+    )
     assert re.search("slave", page.content())

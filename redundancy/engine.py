@@ -278,6 +278,16 @@ def devices_takeover_report(*, started_at: float, wait: float = 30.0) -> dict[st
     return {"rfp": moved.get("rfp", 0), "media": moved.get("media", 0)}
 
 
+def node_for_new_user() -> str:
+    """The NODE of a user created now. While the pair is formed (a master in phase
+    normal) at random, half each, so the split stays about 50/50 between rebalances;
+    otherwise this server: a single server, or a master running without its backup."""
+    values = config_read()
+    if values["redundancy.mode"] == "master" and NodeState.load().phase == sm.NORMAL:
+        return random.SystemRandom().choice(("M", "S"))
+    return "M"
+
+
 def users_rebalance() -> tuple[int, int]:
     """Master: assign each user to master or backup at random, half each."""
     with transaction.atomic():

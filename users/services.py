@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from redundancy.engine import node_for_new_user
 from redundancy.replication import changelog_append, dect_user_data
 from redundancy.services import event_record
 from users import ipei
@@ -122,6 +123,8 @@ def dect_user_create(*, actor: str, **fields: Any) -> DectUser:
     _fields_check(fields)
     user = DectUser(**fields)
     with transaction.atomic():
+        if "node" not in fields:
+            user.node = node_for_new_user()
         dect_user_validate(user)
         _user_limit_check(adding=1)
         _save(user)

@@ -4,8 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from redundancy.locks import Locked
-from redundancy.models import ChangeLogEntry, Event
-from tests.redundancy.test_replication_fakes import become_backup
+from redundancy.models import ChangeLogEntry, Event, NodeState, Phase
+from tests.redundancy.test_replication_fakes import become_backup, become_master
 from users import ipei
 from users.models import DectUser
 from users.services import (
@@ -139,3 +139,29 @@ def test_the_demo_seed_is_refused_on_a_backup():
     with pytest.raises(Locked):
         dect_user_seed_demo(count=5)
     assert not DectUser.objects.exists()
+
+
+def test_users_created_while_the_pair_is_formed_are_split_at_random_half_each():
+    become_master()
+    NodeState.objects.update_or_create(pk=1, defaults={"phase": Phase.NORMAL})
+    for n in range(200):
+        dect_user_create(actor="alice", extension=str(4000 + n))
+    on_master = DectUser.objects.filter(node="M").count()
+    # Binomial(200, 0.5): outside 60..140 once in about 10^8 runs.
+    assert 60 <= on_master <= 140
+    assert DectUser.objects.filter(node="S").count() == 200 - on_master
+
+
+@pytest.mark.parametrize("phase", [Phase.PEER_LOST, Phase.FAILOVER, Phase.REJECTED])
+def test_a_master_without_its_backup_handles_the_users_it_creates(phase):
+    become_master()
+    NodeState.objects.update_or_create(pk=1, defaults={"phase": phase})
+    for n in range(20):
+        dect_user_create(actor="alice", extension=str(4000 + n))
+    assert set(DectUser.objects.values_list("node", flat=True)) == {"M"}
+
+
+def test_a_single_server_handles_every_user_it_creates():
+    for n in range(20):
+        dect_user_create(actor="alice", extension=str(4000 + n))
+    assert set(DectUser.objects.values_list("node", flat=True)) == {"M"}

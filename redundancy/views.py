@@ -20,6 +20,7 @@ def status(request):
         "peer": peer,
         "state": state,
         "detection_window": settings.DETECTION_WINDOW,
+        "pbx": config_read()["sip.registrar"],
     }
     template = "redundancy/partials/pair_status.html" if request.htmx else "redundancy/status.html"
     return render(request, template, context)

@@ -30,7 +30,14 @@ from redundancy.peer import PeerClient, PeerError, nonce_purge
 from redundancy.replication import replication_status
 from redundancy.services import event_record
 from users.models import DectUser
-from users.selectors import LETTER, handled_users, registration_progress
+from users.registration import peer_registration_rows_parse, peer_registrations_record
+from users.selectors import (
+    LETTER,
+    handled_users,
+    peer_registrations_cursor,
+    registration_progress,
+    registrations_changed_since,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,11 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "users_total": DectUser.objects.count(),
         "replication": replication_status(),
         "devices": devices_heartbeat(),
+        # Registration states flow both ways: ours after what the peer says it has.
+        "registrations": registrations_changed_since(
+            (state.peer_status or {}).get("registrations_seen")
+        ),
+        "registrations_seen": peer_registrations_cursor(),
         "sent_at": time.time(),
     }
     if claims.mode == "master" and peer_claims is not None:
@@ -83,13 +95,31 @@ def parse_status(payload: Any) -> sm.Claims:
     verdict = payload.get("verdict")
     if verdict is not None and not isinstance(verdict, dict):
         raise MalformedStatus("verdict must be an object")
+    seen = payload.get("registrations_seen")
+    if seen is not None:
+        if not (isinstance(seen, list) and len(seen) == 2 and isinstance(seen[1], int)):
+            raise MalformedStatus("registrations_seen must be [changed at, user id]")
+        try:
+            datetime.fromisoformat(seen[0])
+        except (TypeError, ValueError):
+            raise MalformedStatus(f"registrations_seen: {seen[0]!r} is not a time") from None
+    try:
+        peer_registration_rows_parse(payload.get("registrations", []))
+    except ValueError as exc:
+        raise MalformedStatus(str(exc)) from None
     return sm.Claims.from_dict(claims)
 
 
 def peer_status_record(payload: dict[str, Any]) -> None:
-    """Remember a valid status of the peer and when it arrived."""
+    """Remember a valid status of the peer and when it arrived, and the registration
+    states it carried (kept in their own table, not in the status)."""
+    status = {key: value for key, value in payload.items() if key != "registrations"}
+    rows = peer_registration_rows_parse(payload.get("registrations", []))
     NodeState.objects.get_or_create(pk=1)
-    NodeState.objects.filter(pk=1).update(peer_seen_at=timezone.now(), peer_status=payload)
+    with transaction.atomic():
+        NodeState.objects.filter(pk=1).update(peer_seen_at=timezone.now(), peer_status=status)
+        if rows:
+            peer_registrations_record(rows)
 
 
 def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:

@@ -2,6 +2,7 @@ import django_filters
 from django.db.models import Q
 
 from users.models import DectUser, Node, SipRegistration
+from users.selectors import own_letter
 
 
 class DectUserFilter(django_filters.FilterSet):
@@ -34,6 +35,11 @@ class DectUserFilter(django_filters.FilterSet):
         )
 
     def by_registration(self, queryset, name, value):
+        # Each user's state is this server's own for the users it handles, else the peer's.
+        mine = Q(node=own_letter())
         if value == SipRegistration.State.UNREGISTERED:
-            return queryset.filter(Q(registration__isnull=True) | Q(registration__state=value))
-        return queryset.filter(registration__state=value)
+            own = Q(registration__isnull=True) | Q(registration__state=value)
+            peer = Q(peer_registration__isnull=True) | Q(peer_registration__state=value)
+        else:
+            own, peer = Q(registration__state=value), Q(peer_registration__state=value)
+        return queryset.filter((mine & own) | (~mine & peer))

@@ -49,5 +49,28 @@ class SipRegistration(models.Model):
     changed_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        # The heartbeat sends the peer the rows changed after its cursor, in this order.
+        indexes = [models.Index(fields=["changed_at", "user"], name="sipreg_changed")]
+
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state}"
+
+
+class PeerRegistration(models.Model):
+    """The peer's SIP registration of a user it handles, as its heartbeats reported it
+    (runtime state, not replicated), so either server's Users list shows every user.
+    ``changed_at`` is the peer's own time: the latest row is the cursor of what arrived."""
+
+    user = models.OneToOneField(
+        DectUser, on_delete=models.CASCADE, primary_key=True, related_name="peer_registration"
+    )
+    state = models.CharField(max_length=12, choices=SipRegistration.State.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["changed_at", "user"], name="peerreg_changed")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.state} (peer)"

@@ -24,11 +24,14 @@ from django.db import close_old_connections
 
 from kws_admin import config
 from kws_admin.services import config_read
-from users.models import DectUser, SipRegistration
+from users.models import DectUser, PeerRegistration, SipRegistration
 from users.selectors import handled_users
 from users.sip.client import Credentials, RegistrationStatus, SipRegistrationClient
 
 logger = logging.getLogger(__name__)
+
+# Seconds a peer's registration state waits for its user to be replicated here.
+PEER_ROW_PATIENCE = 30.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,62 @@ def registrations_record(changes: dict[int, RegistrationStatus]) -> int:
         update_fields=["state", "reason", "changed_at", "expires_at"],
     )
     return len(rows)
+
+
+def peer_registration_rows_parse(value: Any) -> list[PeerRegistration]:
+    """The registration states of a peer's heartbeat (``selectors.registrations_changed_since``
+    rows), checked; ValueError names what is wrong."""
+    if not isinstance(value, list):
+        raise ValueError("registrations must be a list")
+    states = set(SipRegistration.State.values)
+    parsed = []
+    for n, row in enumerate(value):
+        if not (isinstance(row, list) and len(row) == 4):
+            raise ValueError(f"registrations[{n}] must be [user id, state, reason, changed at]")
+        user_id, state, reason, changed_at = row
+        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
+            raise ValueError(f"registrations[{n}]: {user_id!r} is not a user id")
+        if state not in states:
+            raise ValueError(f"registrations[{n}]: {state!r} is not a registration state")
+        if not isinstance(reason, str):
+            raise ValueError(f"registrations[{n}]: the reason must be a string")
+        try:
+            moment = datetime.fromisoformat(changed_at)
+        except (TypeError, ValueError):
+            raise ValueError(f"registrations[{n}]: {changed_at!r} is not a time") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"registrations[{n}]: {changed_at!r} has no time zone")
+        parsed.append(
+            PeerRegistration(user_id=user_id, state=state, reason=reason[:200], changed_at=moment)
+        )
+    return parsed
+
+
+def peer_registrations_record(rows: list[PeerRegistration], *, now: datetime | None = None) -> int:
+    """Store the peer's registration states (parsed rows, oldest first) in one bulk upsert;
+    return how many.
+
+    A row of a user not replicated here yet stops the batch there: the last row stored is
+    the cursor the peer sends after, so it comes again at the next beat. A row older than
+    ``PEER_ROW_PATIENCE`` of a user this server still lacks is one it will never have
+    (the peer knows users this server does not) and is left out."""
+    now = now or datetime.now(UTC)
+    existing = set(
+        DectUser.objects.filter(id__in=[r.user_id for r in rows]).values_list("id", flat=True)
+    )
+    kept = []
+    for row in rows:
+        if row.user_id in existing:
+            kept.append(row)
+        elif (now - row.changed_at).total_seconds() < PEER_ROW_PATIENCE:
+            break
+    PeerRegistration.objects.bulk_create(
+        kept,
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["state", "reason", "changed_at"],
+    )
+    return len(kept)
 
 
 class RegistrationRunner:

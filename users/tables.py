@@ -1,20 +1,31 @@
 import django_tables2 as tables
+from django.db.models import Case, F, When
+from django.utils import timezone
 from django.utils.html import format_html
 
 from users import ipei
 from users.models import DectUser
 
 
+def _when(moment) -> str:
+    """A registration's time: the clock time today, the date too before today."""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localdate():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
 class DectUserTable(tables.Table):
     extension = tables.Column(linkify=("user_edit", {"pk": tables.A("pk")}))
     display_name = tables.Column(verbose_name="Display name")
     ipei = tables.Column(verbose_name="IPEI")
+    access_code = tables.Column(verbose_name="Access code")
     sip_username = tables.Column(verbose_name="SIP user")
+    sip_password = tables.Column(verbose_name="SIP password", orderable=False, empty_values=())
     subscription = tables.Column()
     registration = tables.Column(
         verbose_name="Registration",
         accessor="registration__state",
-        order_by="registration__state",
         empty_values=(),  # a user without a registration row still renders "not registered"
     )
     last_seen = tables.Column(verbose_name="Last seen", empty_values=(), orderable=False)
@@ -22,8 +33,8 @@ class DectUserTable(tables.Table):
 
     class Meta:
         model = DectUser
-        fields = ("extension", "display_name", "ipei", "sip_username", "subscription",
-                  "registration", "last_seen", "node")  # fmt: skip
+        fields = ("extension", "display_name", "ipei", "access_code", "sip_username",
+                  "sip_password", "subscription", "registration", "last_seen", "node")  # fmt: skip
         template_name = "users/partials/user_table.html"
         attrs = {"class": "list users"}
         empty_text = "No users match."
@@ -47,20 +58,42 @@ class DectUserTable(tables.Table):
     def render_ipei(self, value):
         return ipei.display(value)
 
+    def render_sip_password(self, value):
+        # Never the password itself: whether one is set.
+        return "set" if value else "—"
+
+    def registration_of(self, record):
+        """The row that says how this user is registered: this server's for the users it
+        handles, else what the peer's heartbeats reported."""
+        if record.node == self.own_letter:
+            return getattr(record, "registration", None)
+        return getattr(record, "peer_registration", None)
+
+    def order_registration(self, queryset, is_descending):
+        state = Case(
+            When(node=self.own_letter, then=F("registration__state")),
+            default=F("peer_registration__state"),
+        )
+        ordered = queryset.annotate(registration_state=state).order_by(
+            ("-" if is_descending else "") + "registration_state", "extension"
+        )
+        return ordered, True
+
     def render_registration(self, record):
-        if record.node != self.own_letter:
-            # The other server registers this user; its state is on that server's list.
-            return format_html('<span class="reg reg-elsewhere">{}</span>', "by the other server")
-        reg = getattr(record, "registration", None)
+        reg = self.registration_of(record)
+        elsewhere = record.node != self.own_letter
+        by = format_html(' <small class="by">{}</small>', "by the other server")
+        by = by if elsewhere else ""
         if reg is None:
             return format_html(
-                '<span class="reg reg-{}">{}</span>', "unregistered", "not registered"
+                '<span class="reg reg-{}">{}</span>{}', "unregistered", "not registered", by
             )
-        title = reg.reason or ""
         return format_html(
-            '<span class="reg reg-{}" title="{}">{}</span>{}',
+            '<span class="reg reg-{}" title="{}">{}</span>{}{} <small class="when">{}</small>',
             reg.state,
-            title,
+            reg.reason or "",
             reg.get_state_display(),
             format_html(' <small class="reason">{}</small>', reg.reason) if reg.reason else "",
+            by,
+            _when(reg.changed_at),
         )

@@ -18,7 +18,7 @@ PER_PAGE = 50
 
 
 def _user_queryset():
-    return DectUser.objects.select_related("registration")
+    return DectUser.objects.select_related("registration", "peer_registration")
 
 
 def user_list(request):

@@ -71,3 +71,55 @@ def test_a_backup_license_lets_a_single_server_become_backup(trusted):
     license_install(text=trusted.issue(product=BACKUP_REDUNDANCY), actor="test")
     config_update(changes={"redundancy.mode": "slave", **PAIRED}, actor="test")
     assert config_read()["redundancy.mode"] == "slave"
+
+
+@pytest.fixture
+def five_users(node):
+    """A single server licensed for 5 users, with 4 of them."""
+    from users.services import dect_user_create
+
+    license_install(text=node.issue(product=USER_LICENSE, users=5), actor="test")
+    for n in range(4):
+        dect_user_create(actor="test", extension=str(2000 + n))
+
+
+def test_a_user_beyond_the_licensed_count_is_refused_and_nothing_is_written(five_users):
+    from django.core.exceptions import ValidationError
+
+    from redundancy.models import ChangeLogEntry
+    from users.models import DectUser
+    from users.services import dect_user_create
+
+    dect_user_create(actor="test", extension="2004")  # the 5th fits
+    entries = ChangeLogEntry.objects.count()
+    with pytest.raises(ValidationError) as info:
+        dect_user_create(actor="test", extension="2005")
+    assert "allow 5 users and this would make 6" in str(info.value)
+    assert DectUser.objects.count() == 5 and ChangeLogEntry.objects.count() == entries
+
+
+def test_the_add_user_page_says_the_licensed_count_is_reached(five_users, admin_client):
+    from users.models import DectUser
+
+    admin_client.post(reverse("user_create"), {"extension": "2004", "subscription": "none"})
+    response = admin_client.post(reverse("user_create"),
+                                 {"extension": "2005", "subscription": "none"})  # fmt: skip
+    assert response.status_code == 200
+    assert "the licenses of this server allow 5 users and this would make 6" in response.text
+    assert "Licenses page" in response.text
+    assert DectUser.objects.count() == 5
+
+
+def test_an_import_beyond_the_licensed_count_imports_nothing(five_users, admin_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from users.models import DectUser
+
+    text = "extension,display_name\n3000,A\n3001,B\n"
+    response = admin_client.post(
+        reverse("user_import"), {"file": SimpleUploadedFile("u.csv", text.encode())}
+    )
+    assert response.status_code == 200
+    assert "Nothing was imported" in response.text
+    assert "allow 5 users and this would make 6" in response.text
+    assert DectUser.objects.count() == 4

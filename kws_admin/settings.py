@@ -4,6 +4,7 @@ Every variable is named ``KWS_*``; secrets may also come from a file named by
 ``KWS_<NAME>_FILE``. Bad values fail loudly with ImproperlyConfigured.
 """
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -30,7 +31,9 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"KWS_{name}={raw!r} is not a boolean (use true or false)")
 
 
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+) -> float:
     raw = os.environ.get(f"KWS_{name}")
     if raw is None:
         return default
@@ -38,8 +41,10 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"KWS_{name}={raw!r} is not a number") from None
-    if value < minimum:
+    if not math.isfinite(value) or value < minimum:
         raise ImproperlyConfigured(f"KWS_{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"KWS_{name}={raw!r} must be at most {maximum}")
     return value
 
 
@@ -214,7 +219,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 1.0, minimum=0.1)
 # Two missed beats at the default interval: detection within 2-3 s (the seed allows 15 s);
 # failover_time, not this window, guards against a takeover on a short hiccup.
-DETECTION_WINDOW = env_float("DETECTION_WINDOW", 2.0, minimum=0.5)
+# The seed's bound: a failure is detected within 15 s.
+DETECTION_WINDOW = env_float("DETECTION_WINDOW", 2.0, minimum=0.5, maximum=15.0)
+if DETECTION_WINDOW <= HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured(
+        f"KWS_DETECTION_WINDOW={DETECTION_WINDOW} must be longer than the heartbeat interval "
+        f"KWS_HEARTBEAT_INTERVAL={HEARTBEAT_INTERVAL}, or every beat would be late"
+    )
 
 # --- Logging: every line names the node and the process --------------------
 

@@ -138,3 +138,20 @@ def test_import_reads_standard_input():
 def test_import_of_a_missing_file_says_so(tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         kwsconfig("import", str(tmp_path / "missing.conf"))
+
+
+def test_an_export_file_is_readable_by_its_owner_only(tmp_path):
+    kwsconfig("set", "redundancy.secret", SECRET)
+    exported = tmp_path / "settings.conf"
+    exported.write_text("old")
+    exported.chmod(0o644)
+    kwsconfig("export", str(exported), "--include-secrets")
+    assert exported.stat().st_mode & 0o777 == 0o600
+    assert SECRET in exported.read_text()
+
+
+def test_a_key_given_twice_is_refused_and_changes_nothing():
+    before = stored()
+    with pytest.raises(CommandError, match="redundancy.failover_time is given twice"):
+        kwsconfig("set", "redundancy.failover_time=30", "redundancy.failover_time=40")
+    assert stored() == before

@@ -1,5 +1,6 @@
 """Read and write this node's configuration by dotted key."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -64,6 +65,8 @@ class Command(BaseCommand):
                 name, sep, value = item.partition("=")
                 if not sep:
                     raise CommandError(f"{item!r}: use KEY VALUE or KEY=VALUE")
+                if name.strip() in changes:
+                    raise CommandError(f"{name.strip()} is given twice; nothing changed")
                 changes[name.strip()] = value
         self._report(config_update(changes=changes, actor=ACTOR))
 
@@ -72,7 +75,11 @@ class Command(BaseCommand):
         if file == "-":
             self.stdout.write(text, ending="")
         else:
-            Path(file).write_text(text)
+            # Readable by its owner only: the file may hold the pairing secret.
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # also when the file existed with wider rights
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
             self.stdout.write(f"exported to {file}")
 
     def handle_import(self, *, file: str, **_) -> None:

@@ -122,12 +122,11 @@ def _refuse(request: HttpRequest, status: int, cause: str, reason: str) -> HttpR
     return _quiet(JsonResponse({"error": reason}, status=status))
 
 
-def _signature_cause(reason: str) -> tuple[str, str]:
-    """A stable cause for the once-per-device log, and the reason as a device sees it."""
-    cause = " ".join(reason.replace(":", " ").split()[:2])
-    if reason.startswith("wrong signature"):
-        reason = "wrong signature (is the device signing with this system's device secret?)"
-    return cause, reason
+def _signature_reason(exc: signing.SignatureError) -> str:
+    """The reason as a device sees it."""
+    if exc.cause == "wrong-signature":
+        return "wrong signature (is the device signing with this system's device secret?)"
+    return str(exc)
 
 
 @csrf_exempt
@@ -138,14 +137,13 @@ def keepalive(request: HttpRequest) -> HttpResponse:
     secret = config["system.device_secret"]
     if not secret:
         return _refuse(
-            request, 403, "nosecret",
+            request, 403, "no-secret",
             "this server has no device secret (system.device_secret): every device is refused",
         )  # fmt: skip
     try:
         signed = request_verify(request, secret)
     except signing.SignatureError as exc:
-        cause, reason = _signature_cause(str(exc))
-        return _refuse(request, 401, cause, reason)
+        return _refuse(request, 401, exc.cause, _signature_reason(exc))
     try:
         report = protocol.keepalive_parse(
             json.loads(request.body), request.headers.get(signing.HEADER_NODE, "")

@@ -99,20 +99,3 @@ class HandsetSighting(models.Model):
 
     def __str__(self) -> str:
         return f"handset {self.extension} on base station {self.basestation_id}"
-
-
-class DeviceRefusal(models.Model):
-    """A refused device contact, kept so each cause is logged once, not at every keep-alive.
-
-    ``key`` names the cause and the device (``firmware|<MAC>|PCS05B``,
-    ``unknown|rfp|<MAC>``, ``signature|<MAC or address>``).
-    """
-
-    key = models.CharField(max_length=200, primary_key=True)
-    message = models.TextField()
-    first_at = models.DateTimeField()
-    last_at = models.DateTimeField(db_index=True)
-    count = models.PositiveIntegerField(default=1)
-
-    def __str__(self) -> str:
-        return self.key

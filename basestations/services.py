@@ -21,14 +21,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from basestations import protocol
 from basestations.models import (
     BaseStation,
     BaseStationLink,
-    DeviceRefusal,
     HandsetSighting,
     MediaResource,
     MediaResourceLink,
@@ -43,7 +41,7 @@ from basestations.selectors import (
 from kws_admin.services import config_read
 from redundancy.locks import write_check
 from redundancy.replication import changelog_append
-from redundancy.services import event_record
+from redundancy.services import event_record, refusal_record, refusals_forget
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +60,6 @@ CHANNELS_MAX = 128
 # A handset that stays on one base station is re-stamped at most this often (seconds):
 # a keep-alive then costs one read for its handsets, not one write per handset.
 HANDSET_REFRESH = 30.0
-# Refusals not repeated for this long are forgotten (and logged again if they return).
-REFUSAL_FORGET = timedelta(days=1)
 _EXTENSION = re.compile(r"^\d{1,32}$")
 
 
@@ -273,27 +269,9 @@ def devices_provision(*, basestations: int, media: int, actor: str) -> dict[str,
 
 
 def device_refusal_record(*, key: str, message: str, now: datetime | None = None) -> bool:
-    """Remember a refused device contact; the first time (per key) also write a warning
-    event naming the device and the cause. Return whether it was new. Safe across
-    processes: the primary key decides who logs."""
-    now = now or timezone.now()
-    key = key[:200]
-    if DeviceRefusal.objects.filter(key=key).update(
-        last_at=now, count=F("count") + 1, message=message
-    ):
-        return False
-    try:
-        with transaction.atomic():
-            DeviceRefusal.objects.create(key=key, message=message, first_at=now, last_at=now)
-    except IntegrityError:
-        return False
-    DeviceRefusal.objects.filter(last_at__lt=now - REFUSAL_FORGET).delete()
-    event_record(kind="device_refused", message=message, severity="warning")
-    return True
-
-
-def _refusals_forget(mac: str) -> None:
-    DeviceRefusal.objects.filter(key__contains=f"|{mac}").delete()
+    """Remember a refused device contact, logged once per key (``redundancy.services.
+    refusal_record``); return whether it was new."""
+    return refusal_record(kind="device_refused", key=key, message=message, now=now)
 
 
 def _handsets_record(basestation_id: int, extensions: list[str], now: datetime) -> int:
@@ -418,7 +396,7 @@ def device_keepalive(
         return status, answer
     if status == 200:
         if previous is not None and previous.refusal:
-            _refusals_forget(mac)  # so a refusal that returns later is logged again
+            refusals_forget(kind="device_refused", who=mac)  # logged again if it returns
         if not was_attached:
             logger.info("%s %s attached here (%s)", label, device, values["ip"])
         if kind == "rfp" and report.get("handsets"):

@@ -70,3 +70,20 @@ class SeenNonce(models.Model):
 
 # Replication has its own module; Django finds models through this one.
 from redundancy.replication_models import *  # noqa: E402, F401, F403
+
+
+class Refusal(models.Model):
+    """A refused contact (a peer message, a device keep-alive), kept so each cause is
+    logged once, not at every retry. ``key`` names the cause and who was refused
+    (``wrong-signature|10.0.0.2``, ``firmware|<MAC>|PCS05B``); ``kind`` is the kind of the
+    event it wrote."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    kind = models.CharField(max_length=40)
+    message = models.TextField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,7 +1,8 @@
 """The peer API's transport: a signed HTTP client and the decorator for its endpoints.
 
 Payloads are JSON. Every request and response is signed (see ``signing``);
-a refused message is answered 401 and logged once per reason and minute.
+a refused message is answered 401 and logged once per cause and sender until
+that sender is heard from validly again (``redundancy.services.refusal_record``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ from django.views.decorators.csrf import csrf_exempt
 from kws_admin import config
 from kws_admin.services import config_read
 from redundancy import signing
-from redundancy.models import Event, SeenNonce
-from redundancy.services import event_record
+from redundancy.models import SeenNonce
+from redundancy.services import refusal_record, refusals_forget
 
 logger = logging.getLogger(__name__)
-
-REFUSAL_QUIET = timedelta(seconds=60)
 
 
 class PeerError(Exception):
@@ -90,13 +89,17 @@ class PeerClient:
         return answer
 
 
-def peer_refusal_record(*, reason: str, remote: str) -> None:
-    """Log a refused peer message, once per reason and minute across all processes."""
-    message = f"Refused a peer message from {remote}: {reason}"
-    since = timezone.now() - REFUSAL_QUIET
-    if Event.objects.filter(kind="peer_refused", message=message, created__gte=since).exists():
-        return
-    event_record(kind="peer_refused", message=message, severity="warning")
+def peer_refusal_record(*, cause: str, reason: str, request: HttpRequest) -> None:
+    """Log a refused peer message once per cause and sender address, not at every beat
+    (the node name a message claims is unverified: it names, it does not key)."""
+    address = request.META.get("REMOTE_ADDR", "?")
+    claimed = request.headers.get(signing.HEADER_NODE, "")[:40]
+    sender = f"{address} ({claimed})" if claimed else address
+    refusal_record(
+        kind="peer_refused",
+        key=f"{cause}|{address}",
+        message=f"Refused a peer message from {sender}: {reason}",
+    )
 
 
 def nonce_remember(nonce: str) -> bool:
@@ -137,17 +140,19 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
     @csrf_exempt
     @login_not_required
     def wrapper(request: HttpRequest) -> HttpResponse:
-        sender = request.headers.get(signing.HEADER_NODE, "?")
-        remote = f"{request.META.get('REMOTE_ADDR', '?')} ({sender})"
         secret = config_read()["redundancy.secret"]
         try:
             signed = request_verify(request, secret)
         except signing.SignatureError as exc:
-            peer_refusal_record(reason=str(exc), remote=remote)
+            peer_refusal_record(cause=exc.cause, reason=str(exc), request=request)
             return JsonResponse({"error": str(exc)}, status=401)
         if not nonce_remember(signed.nonce):
-            peer_refusal_record(reason="replayed message (nonce seen before)", remote=remote)
+            peer_refusal_record(
+                cause="replayed", reason="replayed message (nonce seen before)", request=request
+            )
             return JsonResponse({"error": "replayed message"}, status=401)
+        # A valid message: a refusal of this sender that returns later is logged again.
+        refusals_forget(kind="peer_refused", who=request.META.get("REMOTE_ADDR", "?"))
         try:
             payload = json.loads(request.body) if request.body else None
         except ValueError:

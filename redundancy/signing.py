@@ -27,7 +27,13 @@ MAX_SKEW = 30.0
 
 
 class SignatureError(Exception):
-    """A message that is unsigned, wrongly signed, stale or malformed."""
+    """A message that is unsigned, wrongly signed, stale or malformed. ``cause`` is a
+    stable word for it (``unsigned``, ``malformed``, ``wrong-signature``, ``stale``,
+    ``no-secret``) while the message may carry details that differ each time."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,15 @@ def _fields(headers: Mapping[str, str]) -> tuple[str, float, str, str]:
         nonce = headers[HEADER_NONCE]
         signature = headers[HEADER_SIGNATURE]
     except KeyError as exc:
-        raise SignatureError(f"unsigned message: header {exc.args[0]} missing") from None
+        raise SignatureError(
+            f"unsigned message: header {exc.args[0]} missing", "unsigned"
+        ) from None
     try:
         timestamp = float(stamp)
     except ValueError:
-        raise SignatureError(f"malformed timestamp {stamp[:40]!r}") from None
+        raise SignatureError(f"malformed timestamp {stamp[:40]!r}", "malformed") from None
     if not (8 <= len(nonce) <= 64 and nonce.isalnum()):
-        raise SignatureError("malformed nonce")
+        raise SignatureError("malformed nonce", "malformed")
     return stamp, timestamp, nonce, signature
 
 
@@ -82,7 +90,8 @@ def _check_time(timestamp: float, now: float) -> None:
     if abs(skew) > MAX_SKEW:
         raise SignatureError(
             f"stale message: timestamp {skew:+.1f} s from this server's clock "
-            f"(allowed ±{MAX_SKEW:.0f} s)"
+            f"(allowed ±{MAX_SKEW:.0f} s)",
+            "stale",
         )
 
 
@@ -97,7 +106,7 @@ def verify_request(
 ) -> Signed:
     """Check a request's signature and age; return its nonce for the replay check."""
     if not secret:
-        raise SignatureError("no pairing secret configured on this server")
+        raise SignatureError("no pairing secret configured on this server", "no-secret")
     nonce, timestamp = _verify(
         secret,
         headers,
@@ -118,7 +127,7 @@ def _verify(
     """Check the HMAC over ``parts(stamp, nonce)`` and the age; return (nonce, timestamp)."""
     stamp, timestamp, nonce, signature = _fields(headers)
     if not hmac.compare_digest(_digest(secret, parts(stamp, nonce)), signature):
-        raise SignatureError(wrong)
+        raise SignatureError(wrong, "wrong-signature")
     _check_time(timestamp, time.time() if now is None else now)
     return nonce, timestamp
 

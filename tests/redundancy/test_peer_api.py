@@ -1,6 +1,7 @@
 """The peer API over HTTP: signed, replay-proof, refusals logged once, bad input refused."""
 
 import json
+import time
 
 import pytest
 from django.test import Client
@@ -63,8 +64,8 @@ def test_the_verdict_names_a_firmware_mismatch(master):
     ("kind", "secret", "headers", "reason"),
     [
         ("wrong", "another-secret-123456789", None, "wrong signature"),
-        ("unsigned", SECRET, {signing.HEADER_SIGNATURE: ""}, "wrong signature"),
-        ("stale", SECRET, {signing.HEADER_TIME: "1000.000000"}, "wrong signature"),
+        ("empty signature", SECRET, {signing.HEADER_SIGNATURE: ""}, "wrong signature"),
+        ("altered timestamp", SECRET, {signing.HEADER_TIME: "1000.000000"}, "wrong signature"),
     ],
 )
 def test_wrongly_signed_messages_are_refused_and_change_nothing(
@@ -100,6 +101,52 @@ def test_refusals_are_logged_once_per_reason(master):
     assert refused.count() == 1
     assert "wrong signature" in refused.get().message
     assert SECRET not in refused.get().message
+
+
+def stale(n: int):
+    """A correctly signed message from ``n`` minutes ago: its skew differs every time."""
+    body = json.dumps(backup_status()).encode()
+    message = signing.sign_request(secret=SECRET, node=f"kws-b{n}", method="POST", path=PATH,
+                                   body=body, now=time.time() - 60 * (n + 1))  # fmt: skip
+    return Client().post(PATH, body, content_type="application/json", headers=message.headers)
+
+
+def unsigned(n: int):
+    return Client().post(PATH, b"{}", content_type="application/json",
+                         headers={signing.HEADER_NODE: f"spoofed-{n}"})  # fmt: skip
+
+
+def wrong(n: int):
+    return post(backup_status(), secret="another-secret-123456789",
+                headers={signing.HEADER_NODE: f"spoofed-{n}"})[0]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("send", "reason"),
+    [(stale, "stale message"), (unsigned, "unsigned message"), (wrong, "wrong signature")],
+)
+def test_each_cause_is_logged_once_whatever_the_details_and_the_claimed_name(master, send, reason):
+    for n in range(4):
+        assert send(n).status_code == 401
+    refused = list(Event.objects.filter(kind="peer_refused").values_list("message", flat=True))
+    assert len(refused) == 1 and reason in refused[0] and "127.0.0.1" in refused[0]
+
+
+def test_replays_are_logged_once(master):
+    first, _, headers, body = post(backup_status())
+    for _ in range(3):
+        Client().post(PATH, body, content_type="application/json", headers=headers)
+    refused = Event.objects.filter(kind="peer_refused").values_list("message", flat=True)
+    assert list(refused) == ["Refused a peer message from 127.0.0.1 (kws-b): replayed message "
+                             "(nonce seen before)"]  # fmt: skip
+
+
+def test_a_refusal_is_logged_again_after_the_sender_was_heard_validly(master):
+    wrong(1)
+    wrong(2)
+    assert post(backup_status())[0].status_code == 200
+    wrong(3)
+    assert Event.objects.filter(kind="peer_refused").count() == 2
 
 
 @pytest.mark.parametrize(

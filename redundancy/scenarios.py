@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # How long the backup may take to catch up with the head during a switchover.
 SWITCHOVER_SYNC_TIMEOUT = 20.0
+# How long the master asks for the backup's node type when the switchover's answer was lost.
+SWITCHOVER_CONFIRM_TIMEOUT = 10.0
 
 
 class ScenarioError(Exception):
@@ -89,8 +91,34 @@ def backup_promote(*, actor: str) -> int:
     return handled
 
 
-def switchover_start(*, actor: str) -> dict[str, Any]:
-    """Swap roles with the joined, in-sync backup (re-instating the original master)."""
+def _peer_mode(client: Any, *, timeout: float) -> str | None:
+    """The node type the peer reports in a signed heartbeat, asked until ``timeout``;
+    None if it does not answer."""
+    from redundancy.engine import MalformedStatus, parse_status, status_payload
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = client.call(
+                "POST", "/api/peer/heartbeat",
+                status_payload(values=config_read(), peer_claims=None),
+            )  # fmt: skip
+            return parse_status(answer).mode
+        except (PeerError, MalformedStatus):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.5)
+
+
+def switchover_start(
+    *, actor: str, client: Any = None, confirm_client: Any = None
+) -> dict[str, Any]:
+    """Swap roles with the joined, in-sync backup (re-instating the original master).
+
+    If the backup's answer is lost (it may have become master before it was), the
+    backup is asked for its node type: master, and this server completes the swap;
+    backup, and nothing changed; no answer, and this server stays master and says the
+    outcome is in doubt (two masters reject each other; the administrator decides)."""
     from redundancy.replication_models import ChangeLogHead
 
     values = config_read()
@@ -102,7 +130,8 @@ def switchover_start(*, actor: str) -> dict[str, Any]:
             "the backup must be joined and the pair in phase normal before the roles can swap"
         )
     backup = (state.peer_status.get("claims") or {}).get("node", values["redundancy.peer"])
-    client = PeerClient.from_config(timeout=SWITCHOVER_SYNC_TIMEOUT + 5)
+    client = client or PeerClient.from_config(timeout=SWITCHOVER_SYNC_TIMEOUT + 5)
+    lost = ""
     with transaction.atomic():
         # Holding the change-log lock stops every write on this server until the swap is done.
         ChangeLogHead.objects.get_or_create(pk=1)
@@ -110,21 +139,36 @@ def switchover_start(*, actor: str) -> dict[str, Any]:
         try:
             answer = client.call("POST", "/api/peer/switchover", {"head": head, "actor": actor})
         except PeerError as exc:
-            raise ScenarioError(f"the backup did not take over the master role: {exc}") from None
+            mode = _peer_mode(
+                confirm_client or PeerClient.from_config(timeout=2.0),
+                timeout=SWITCHOVER_CONFIRM_TIMEOUT,
+            )
+            if mode is None:
+                raise ScenarioError(
+                    f"the switchover's outcome is in doubt: {exc}, and {backup} does not answer. "
+                    f"This server stays the master; check {backup}'s node type before "
+                    "changing anything"
+                ) from None
+            if mode != "master":
+                raise ScenarioError(
+                    f"the backup did not take over the master role: {exc}"
+                ) from None
+            answer, lost = {}, f" (its answer was lost: {exc}; it reports master)"
         _role_set(mode="slave", values=values, actor=actor)
         _engine_restart(phase=sm.PEER_LOST)
         NodeState.objects.filter(pk=1).update(locked=True, lock_reason=sm.LOCK_BACKUP)
         event_record(
             kind="switchover",
-            message=f"Switchover: {backup} is now the master (it had applied position {head}); "
-            f"{settings.NODE_NAME} is now the backup",
+            message=f"Switchover: {backup} is now the master (it had applied position {head})"
+            f"{lost}; {settings.NODE_NAME} is now the backup",
             actor=actor,
         )
     return {"head": head, "new_master": backup, **(answer or {})}
 
 
-def switchover_accept(payload: Any) -> tuple[int, dict[str, Any]]:
-    """Backup side of the switchover: catch up to the master's head, then become master."""
+def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[str, Any]]:
+    """Backup side of the switchover: catch up to the master's head, then become master.
+    ``client`` reaches the master (its peer API) for the pulls."""
     from redundancy.replication import replication_pull
     from redundancy.replication_models import ReplicationState
 
@@ -136,12 +180,13 @@ def switchover_accept(payload: Any) -> tuple[int, dict[str, Any]]:
     if values["redundancy.mode"] != "slave":
         return 409, {"error": f"{settings.NODE_NAME} is not a backup"}
     deadline = time.monotonic() + SWITCHOVER_SYNC_TIMEOUT
-    while ReplicationState.load().position < head:
-        if time.monotonic() > deadline:
-            position = ReplicationState.load().position
-            return 409, {"error": f"not in sync: applied {position} of {head}"}
-        replication_pull()
     position = ReplicationState.load().position
+    while position < head:
+        if time.monotonic() > deadline:
+            return 409, {"error": f"not in sync: applied {position} of {head}"}
+        before, position = position, replication_pull(client=client).position
+        if position <= before:
+            time.sleep(0.2)  # the master did not answer or had nothing new: do not spin
     if position != head:
         return 409, {"error": f"position {position} is past the master's head {head}"}
     NodeState.objects.get_or_create(pk=1)

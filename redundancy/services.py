@@ -23,9 +23,7 @@ def event_record(*, kind: str, message: str, severity: str = "info", actor: str 
     return Event.objects.create(kind=kind, message=message, severity=severity, actor=actor)
 
 
-def refusal_record(
-    *, kind: str, key: str, message: str, now: datetime | None = None
-) -> bool:
+def refusal_record(*, kind: str, key: str, message: str, now: datetime | None = None) -> bool:
     """Remember a refused contact; the first time per ``key`` also write a warning event
     of ``kind`` with ``message``. Return whether it was new. Safe across processes: the
     primary key decides who logs."""

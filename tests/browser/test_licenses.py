@@ -79,8 +79,10 @@ def test_the_order_request_is_built_copied_and_downloaded(live_server, page, ven
     expect(page.locator('[data-field="upgrade-warning"]')).to_contain_text(
         "all handsets must be subscribed again"
     )
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.click("#copy-order")
     expect(page.locator("#copy-order")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == text.input_value()
     with page.expect_download() as download:
         page.click("#download-order")
     saved = tmp_path / download.value.suggested_filename

@@ -43,7 +43,6 @@ def test_a_cut_link_causes_no_takeover_and_the_pair_rejoins_with_nothing_lost(
 
             for proxy in proxies:
                 proxy.cut = True
-            cut_at = time.time()
             for db in (pair.master_db, pair.backup_db):
                 wait_until(lambda db=db: db.events("no_takeover"), timeout=20,
                            what="peer unreachable, no takeover")  # fmt: skip
@@ -70,5 +69,4 @@ def test_a_cut_link_causes_no_takeover_and_the_pair_rejoins_with_nothing_lost(
             assert "9100" in extensions(pair.backup_db)
             wait_until(lambda: pair.backup_db.users_by_node() == pair.master_db.users_by_node(),
                        timeout=20, what="both agree on the NODE of every user")  # fmt: skip
-            assert time.time() - cut_at > 6
         assert sim.error is None

@@ -25,8 +25,10 @@ handset was last seen.
 Answers (signed back over the request's nonce, so a device can trust a
 redirect):
 
-- 200 ``{"server": <node name>, "peer": "host:port", "interval": 1.0, "missed": 2}``:
-  attached here; ``peer`` is the other server (``redundancy.peer``).
+- 200 ``{"server": <node name>, "peer": "host:port", "interval": 1.0, "missed": 2,
+  "ari": "10A3F2C5"}``: attached here; ``peer`` is the other server
+  (``redundancy.peer``); ``ari`` the ARI the base station broadcasts, the
+  system's (the master's, on a backup with the ARI swap; '' before one is set).
 - 409 ``{"error": ..., "server": "host:port"}``: this server does not serve
   devices now (a backup outside a failover); go to ``server``, the master.
 - 403 ``{"error": ...}``: unknown device (MAC not configured as that kind),

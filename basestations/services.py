@@ -39,6 +39,7 @@ from basestations.selectors import (
     keepalive_interval,
 )
 from kws_admin.services import config_read
+from licensing.selectors import system_ari_status
 from redundancy.locks import write_check
 from redundancy.replication import changelog_append
 from redundancy.services import event_record, refusal_record, refusals_forget
@@ -358,6 +359,9 @@ def device_keepalive(
                 "peer": "" if single else address_of(config["redundancy.peer"]),
                 "interval": keepalive_interval(),
                 "missed": protocol.MISSED_KEEPALIVES,
+                # What a base station broadcasts: the master's ARI on a backup with the
+                # ARI swap, so handsets stay subscribed whichever server they reach.
+                "ari": system_ari_status(config).system,
             }
         else:
             status, message = 409, reason

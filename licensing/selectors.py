@@ -87,9 +87,17 @@ def own_ari() -> str:
     return config_read()["system.ari"]
 
 
-def system_ari_status() -> SystemAri:
-    """This server's own ARI and the ARI the system refers to (the ARI swap), with the reason."""
-    values = config_read()
+def system_ari_status(values: dict[str, Any] | None = None) -> SystemAri:
+    """This server's own ARI and the ARI the system refers to (the ARI swap), with the reason.
+    ``values`` is this server's configuration if the caller has just read it; only a
+    backup needs more (its phase, its licenses, the master's ARI)."""
+    values = values or config_read()
+    if values["redundancy.mode"] != "slave":
+        mode = values["redundancy.mode"]
+        return system_ari_decide(
+            own=values["system.ari"], mode=mode, backup_license=False, phase="", peer_mode="",
+            peer_ari="",
+        )  # fmt: skip
     state = NodeState.load()
     claims = (state.peer_status or {}).get("claims") or {}
     return system_ari_decide(

@@ -83,6 +83,7 @@ class SimDevice:
         self.server = ""  # the server it is attached to ('' when not attached)
         self.server_name = ""  # that server's node name
         self.peer = ""  # the other server, as learned from a server's answer
+        self.ari = ""  # the ARI it broadcasts, as its server said
         self.interval = protocol.KEEPALIVE_INTERVAL
         self.missed_max = protocol.MISSED_KEEPALIVES
         self.missed = 0
@@ -147,6 +148,7 @@ class SimDevice:
         if answer.status == 200:
             self.missed = 0
             self.peer = str(body.get("peer") or self.peer)
+            self.ari = str(body.get("ari") or self.ari)
             self.interval = float(body.get("interval") or self.interval)
             self.missed_max = int(body.get("missed") or self.missed_max)
             self._set("attached", address, f"peer {self.peer or 'none'}")

@@ -168,3 +168,7 @@ class Simulation:
     def peers(self) -> dict[str, int]:
         """How many devices learned each peer address."""
         return dict(Counter(d.peer for d in self.devices if d.peer))
+
+    def aris(self, kind: str = "rfp") -> dict[str, int]:
+        """How many devices (base stations by default) broadcast each ARI."""
+        return dict(Counter(d.ari for d in self.devices if d.kind == kind))

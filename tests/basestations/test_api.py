@@ -8,8 +8,8 @@ from django.utils import timezone
 from basestations import protocol
 from basestations.models import BaseStationLink, MediaResourceLink
 from basestations.selectors import handset_last_seen
-from kws_admin.services import config_update
-from redundancy.models import Event
+from kws_admin.services import config_read, config_update
+from redundancy.models import Event, NodeState
 from tests.basestations.conftest import MAC, MEDIA_MAC, become_backup, become_master, report
 
 pytestmark = [pytest.mark.django_db]
@@ -26,7 +26,8 @@ def test_an_accepted_base_station_learns_the_peer_and_the_interval_and_is_attach
     response = keepalive(report(ip="10.20.0.1"))
     assert response.status_code == 200 and response.verified
     assert response.answer == {"server": settings.NODE_NAME, "peer": "10.0.0.2:8001",
-                               "interval": protocol.KEEPALIVE_INTERVAL, "missed": 2}  # fmt: skip
+                               "interval": protocol.KEEPALIVE_INTERVAL, "missed": 2,
+                               "ari": config_read()["system.ari"]}  # fmt: skip
     link = BaseStationLink.objects.get(pk=rfp.pk)
     assert (link.ip, link.firmware, link.state, link.peer_reachable) == (
         "10.20.0.1", "PCS06B", "synced", True,
@@ -221,3 +222,15 @@ def test_an_accepted_keepalive_costs_four_queries(keepalive, device_secret, rfp)
     with CaptureQueriesContext(connection) as ctx:
         assert keepalive(report(handsets=["2001", "2002"])).status_code == 200
     assert len(ctx) == 4, "\n".join(q["sql"][:100] for q in ctx.captured_queries)
+
+
+def test_a_backup_serving_devices_in_a_failover_has_them_broadcast_the_masters_ari(
+    keepalive, device_secret, rfp
+):
+    own = config_read()["system.ari"]
+    become_backup("failover")
+    NodeState.objects.filter(pk=1).update(
+        peer_status={"claims": {"node": "kws-a", "mode": "master", "ari": "10ABCDE0"}}
+    )
+    answer = keepalive().answer
+    assert answer["ari"] == "10ABCDE0" != own  # the ARI swap (14075260 is installed)

@@ -1,12 +1,13 @@
 """Base stations and media resources with real nodes: refusals, attach, learn the peer, move."""
 
+import re
 import time
 
 import pytest
 
 from basestations import protocol
 from basestations.sim import Simulation, keepalive_once
-from tests.system.conftest import pair_cluster, wait_until
+from tests.system.conftest import logged_in, pair_cluster, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -84,6 +85,14 @@ def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_
             wait_until(lambda: sim.attached_counts() == {master: 102}, timeout=30,
                        what="every device attached to the master")  # fmt: skip
             assert sim.peers() == {backup: 102}  # they learned the backup
+            # The ARI swap: the backup acts under the master's ARI, on its page and later
+            # in what its base stations broadcast.
+            master_ari = pair.master_db.config("system.ari")
+            backup_ari = pair.backup_db.config("system.ari")
+            assert sim.aris() == {master_ari: 100} and master_ari != backup_ari
+            page = logged_in(pair.backup).get("/licenses/").text
+            assert re.search(rf'id="own-ari">{backup_ari}<', page), page
+            assert re.search(rf'id="system-ari">{master_ari}<', page), page
             wait_until(lambda: pair.master_db.value(ATTACHED) == 100, timeout=10,
                        what="the master records them attached")  # fmt: skip
             assert pair.backup_db.value(ATTACHED) == 0
@@ -101,6 +110,7 @@ def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_
             moved = wait_until(lambda: pair.backup_db.events("failover_devices"), timeout=40,
                                what="the takeover records the devices that moved")  # fmt: skip
             assert "100 base stations and 2 media resources moved" in moved[0][1]
+            assert sim.aris() == {master_ari: 100}  # handsets keep their subscription
             # What the split-brain witness reads on the backup: they report the master lost.
             wait_until(lambda: pair.backup_db.value(PEER_UNREACHABLE) == 100, timeout=10,
                        what="the backup's base stations report the master unreachable")  # fmt: skip

@@ -24,26 +24,49 @@ ADMIN_COLUMNS = (
     "username, password, is_active, is_staff, is_superuser, first_name, last_name, email"
 )
 
-# Mixed changes through the services, as the GUI will make them: creates (some reusing
-# the extension of a deleted user, so order matters), edits, moves and deletes.
+# Mixed changes through the services, as the GUI will make them: users created (some
+# reusing the extension of a deleted user, so order matters), edited, moved and deleted;
+# shared settings changed; base stations added, renamed and removed.
 MIXED_CHANGES = """
 import json, random
+from basestations.models import BaseStation
+from basestations.services import basestation_create, basestation_delete, basestation_update
+from kws_admin.services import config_update
 from users import ipei
 from users.models import DectUser
 from users.services import dect_user_create, dect_user_delete, dect_user_update
 rng = random.Random(%(seed)d)
-counts = {"create": 0, "update": 0, "delete": 0}
+counts = {"create": 0, "update": 0, "delete": 0, "setting": 0, "device": 0}
 freed, serial = [], %(first)d
 for n in range(%(count)d):
     ids = list(DectUser.objects.values_list("id", flat=True))
     roll = rng.random()
-    if roll < 0.4 or len(ids) < 10:
+    if roll < 0.06:
+        config_update(actor="systest", changes=rng.choice([
+            {"sip.rate": str(rng.randrange(50, 500))},
+            {"sip.expires": str(rng.randrange(120, 3600))},
+            {"sip.domain": f"site{n}.example"},
+            {"sip.transport": rng.choice(["udp", "tcp"])},
+        ]))
+        counts["setting"] += 1
+    elif roll < 0.12:
+        rfps = list(BaseStation.objects.all())
+        if len(rfps) > 3 and rng.random() < 0.3:
+            basestation_delete(basestation=rng.choice(rfps), actor="systest")
+        elif rfps and rng.random() < 0.5:
+            basestation_update(basestation=rng.choice(rfps), actor="systest",
+                               name=f"RFP renamed {n}", location=f"Floor {n %% 7}")
+        else:
+            basestation_create(actor="systest", name=f"RFP new {n}",
+                               mac=f"02:4B:57:09:{n // 256:02X}:{n %% 256:02X}")
+        counts["device"] += 1
+    elif roll < 0.45 or len(ids) < 10:
         serial += 1
         extension = freed.pop() if freed and rng.random() < 0.5 else str(serial)
         dect_user_create(actor="systest", extension=extension, display_name=f"New {n}",
                          ipei=ipei.make(3180, serial), sip_password=f"pw-{n}")
         counts["create"] += 1
-    elif roll < 0.8:
+    elif roll < 0.82:
         user = DectUser.objects.get(pk=rng.choice(ids))
         dect_user_update(user=user, actor="systest", display_name=f"Edited {n}",
                          subscription=rng.choice(["none", "enabled", "subscribed"]),
@@ -77,6 +100,16 @@ def export(db: NodeDB) -> dict[str, list[tuple]]:
             "select u.username from kws_admin_passwordchangerequired p "
             "join auth_user u on u.id = p.user_id order by 1"
         ),
+        "settings": db.rows(
+            "select key, value from kws_admin_configvalue where key not like 'redundancy.%%' "
+            "and key <> 'system.ari' order by key"
+        ),
+        "basestations": db.rows(
+            "select id, name, mac, location from basestations_basestation order by id"
+        ),
+        "media": db.rows(
+            "select id, name, mac, channels, location from basestations_mediaresource order by id"
+        ),
     }
 
 
@@ -101,11 +134,13 @@ def test_a_thousand_mixed_changes_on_the_master_reach_the_backup(tmp_path, clust
         counts = json.loads(run(pair.master, MIXED_CHANGES % {"seed": 7, "first": 5000,
                                                               "count": 1000}))  # fmt: skip
         took = time.monotonic() - started
-        assert sum(counts.values()) == 1000 and min(counts.values()) > 100
+        assert sum(counts.values()) == 1000 and min(counts.values()) > 30, counts
 
         wait_until(lambda: caught_up(pair), timeout=20, what="backup at the master's head")
-        assert export(pair.backup_db) == export(pair.master_db)
-        print(f"1000 acknowledged changes in {took:.1f} s")
+        exported = export(pair.master_db)
+        assert export(pair.backup_db) == exported
+        assert exported["basestations"] and ("sip.rate",) in {r[:1] for r in exported["settings"]}
+        print(f"1000 acknowledged changes in {took:.1f} s: {counts}")
 
 
 def test_an_acknowledged_change_is_on_the_backup_when_the_master_dies(tmp_path, cluster_log):

@@ -58,38 +58,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--basestations", type=int, default=4, help="simulated base stations")
     parser.add_argument("--media", type=int, default=1, help="simulated media resources")
     parser.add_argument("--handsets", type=int, default=8, help="simulated handsets")
+    parser.add_argument("--data-dir", type=Path, default=DEMO_DIR, help="where both nodes live")
+    parser.add_argument("--master-port", type=int, default=8000)
+    parser.add_argument("--backup-port", type=int, default=8001)
     args = parser.parse_args(argv)
+    data = args.data_dir.resolve()
 
-    secret = _secret(DEMO_DIR / "pairing_secret")
-    admin_password = _secret(DEMO_DIR / "admin_password")
+    # Secrets live in files (0600) and reach the commands by path, never on a command line.
+    secret_file, password_file = data / "pairing_secret", data / "admin_password"
+    device_secret_file = data / "device_secret"
+    admin_password = _secret(password_file)
+    for path in (secret_file, device_secret_file):
+        _secret(path)
     lock = threading.Lock()
 
     def output(line: str) -> None:
         with lock:
             print(line, flush=True)
 
-    public_key, servers = _licenses(DEMO_DIR / "vendor", users=1000)
+    public_key, servers = _licenses(data / "vendor", users=1000)
     env = {"KWS_LICENSE_PUBLIC_KEY": public_key}
-    master = Node("master", 8000, DEMO_DIR / "master", env=env, output=output)
-    backup = Node("backup", 8001, DEMO_DIR / "backup", env=env, output=output)
+    master = Node("master", args.master_port, data / "master", env=env, output=output)
+    backup = Node("backup", args.backup_port, data / "backup", env=env, output=output)
     for node, mode, peer in ((master, "master", backup), (backup, "slave", master)):
         ari, codes = servers[node.name]
+        # The device secret is shared configuration: set on the master, replicated.
+        shared = (
+            [f"--set-file=system.device_secret={device_secret_file}"] if mode == "master" else []
+        )
         result = node.manage(
             "kwsinit",
             f"--set=system.ari={ari}",
             *[f"--license={code}" for code in codes],
             f"--set=redundancy.mode={mode}",
             f"--set=redundancy.peer={peer.host}:{peer.port}",
-            f"--set=redundancy.secret={secret}",
+            f"--set-file=redundancy.secret={secret_file}",
+            *shared,
             "--admin=admin",
-            f"--admin-password={admin_password}",
+            f"--admin-password-file={password_file}",
         )
         for line in result.stdout.splitlines():
             output(f"[{node.name}/init] {line}")
-    device_secret = _secret(DEMO_DIR / "device_secret")
+    device_secret = device_secret_file.read_text().strip()
     for command in (
         ("kwsdemo", f"--users={args.users}"),
-        ("kwsconfig", "set", f"system.device_secret={device_secret}"),
         ("kwssim", "--provision", "--seconds=0", f"--basestations={args.basestations}",
          f"--media={args.media}"),
     ):  # fmt: skip
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  log in as admin / {admin_password} (you are asked to change it at first login)\n"
             f"  {args.basestations} simulated base stations, {args.media} media resources and "
             f"{args.handsets} handsets keep alive with the master\n"
-            f"  data in {DEMO_DIR} (rm -r it to start afresh); Ctrl-C stops everything\n"
+            f"  data in {data} (rm -r it to start afresh); Ctrl-C stops everything\n"
         )
         while not stopping.wait(0.5):
             if os.getppid() != parent:  # the terminal or make went away: do not linger

@@ -55,3 +55,19 @@ def test_a_refused_license_leaves_the_node_as_it_was(trusted):
     )
     assert not ConfigValue.objects.exists()  # the corrected re-run is still a first boot
     assert not License.objects.exists()
+
+
+def test_secrets_can_come_from_files_and_a_missing_file_changes_nothing(db, tmp_path):
+    from django.contrib.auth import authenticate
+
+    secret, password = tmp_path / "pairing_secret", tmp_path / "admin_password"
+    secret.write_text(PAIRING_SECRET + "\n")
+    password.write_text("from-a-file-pw-77\n")
+    with pytest.raises(CommandError, match="--set-file redundancy.secret: cannot read"):
+        kwsinit(f"--set-file=redundancy.secret={tmp_path / 'missing'}")
+    assert not ConfigValue.objects.filter(key="redundancy.secret").exists()
+
+    kwsinit(f"--set-file=redundancy.secret={secret}", "--admin=admin",
+            f"--admin-password-file={password}")  # fmt: skip
+    assert config_read()["redundancy.secret"] == PAIRING_SECRET
+    assert authenticate(username="admin", password="from-a-file-pw-77") is not None

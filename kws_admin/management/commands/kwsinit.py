@@ -1,6 +1,7 @@
 """Prepare a node: migrate, give it a database UUID, apply first-boot settings, make the admin."""
 
 import secrets
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -10,6 +11,13 @@ from django.db import transaction
 from kws_admin import config
 from kws_admin.models import ConfigValue, PasswordChangeRequired
 from kws_admin.services import config_update
+
+
+def _read(path: str, option: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise CommandError(f"{option}: cannot read {path}: {exc.strerror}") from None
 
 
 class Command(BaseCommand):
@@ -30,11 +38,27 @@ class Command(BaseCommand):
             metavar="CODE",
             help="install this license code before the --set settings (installed ones are skipped)",
         )
+        parser.add_argument(
+            "--set-file",
+            action="append",
+            default=[],
+            metavar="KEY=PATH",
+            help="like --set, the value read from a file (secrets stay out of the process list)",
+        )
         parser.add_argument("--admin", default="", help="create this admin account if missing")
         parser.add_argument("--admin-password", default="", help="its password (else generated)")
+        parser.add_argument("--admin-password-file", default="", help="read its password here")
 
     def handle(
-        self, *args, set: list[str], license: list[str], admin: str, admin_password: str, **options
+        self,
+        *args,
+        set: list[str],
+        set_file: list[str],
+        license: list[str],
+        admin: str,
+        admin_password: str,
+        admin_password_file: str,
+        **options,
     ) -> None:
         from licensing.codes import LicenseRefused
         from licensing.services import node_licenses_setup
@@ -47,6 +71,13 @@ class Command(BaseCommand):
             if not sep:
                 raise CommandError(f"--set {item!r}: use KEY=VALUE")
             changes[name] = value
+        for item in set_file:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise CommandError(f"--set-file {item!r}: use KEY=PATH")
+            changes[name] = _read(path, f"--set-file {name}")
+        if admin_password_file:
+            admin_password = _read(admin_password_file, "--admin-password-file")
         try:
             # One transaction: after a refused license or setting the node is as it was,
             # so the corrected re-run is still a first boot.

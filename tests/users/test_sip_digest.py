@@ -48,9 +48,45 @@ def test_auth_int_hashes_the_body():
     assert digest_response(**RFC2617, qop="auth-int", nc=2, cnonce="c") == expected
 
 
+# RFC 7616 section 3.9.1: the same request answered with MD5 and with SHA-256.
+RFC7616 = {
+    "username": "Mufasa",
+    "password": "Circle of Life",
+    "realm": "http-auth@example.org",
+    "nonce": "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+    "method": "GET",
+    "uri": "/dir/index.html",
+    "qop": "auth",
+    "nc": 1,
+    "cnonce": "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "response"),
+    [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ],
+)
+def test_rfc7616_example(algorithm, response):
+    assert digest_response(**RFC7616, algorithm=algorithm) == response
+
+
+def test_sha_512_256_is_sha_512_truncated_as_rfc_8760_says():
+    def h(text: str) -> str:
+        return hashlib.new("sha512_256", text.encode()).hexdigest()
+
+    ha1 = h("Mufasa:http-auth@example.org:Circle of Life")
+    ha2 = h("GET:/dir/index.html")
+    expected = h(f"{ha1}:{RFC7616['nonce']}:00000001:{RFC7616['cnonce']}:auth:{ha2}")
+    assert digest_response(**RFC7616, algorithm="SHA-512-256") == expected
+    assert len(expected) == 64 and h("") != hashlib.sha512(b"").hexdigest()[:64]
+
+
 def test_an_unsupported_algorithm_is_refused():
-    with pytest.raises(UnsupportedChallenge, match="SHA-256"):
-        digest_response(**RFC2617, algorithm="SHA-256")
+    with pytest.raises(UnsupportedChallenge, match="SHA-1"):
+        digest_response(**RFC2617, algorithm="SHA-1")
 
 
 def test_the_authorization_header_answers_the_rfc2617_challenge():

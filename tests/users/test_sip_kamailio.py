@@ -352,3 +352,26 @@ def test_removing_an_account_that_never_registered_sends_nothing(kamailio):
         "removed (it was not registered)",
     )
     assert "unregister" not in sent
+
+
+def test_a_pbx_challenging_with_sha_256_is_answered_with_sha_256(kamailio_factory):
+    """RFC 8760: Kamailio's auth module set to SHA-256 advertises it in the 401."""
+    pbx = kamailio_factory(modparams={("auth", "algorithm"): "SHA-256"})
+    accounts = subscribers(pbx, 20)
+    accounts["user00003"] = Credentials("user00003", "not-the-password")
+
+    async def scenario():
+        client = client_for(pbx)
+        await client.start()
+        client.set_accounts(accounts)
+        progress = await client.wait(lambda p: p.settled, timeout=20)
+        challenge = client._accounts["user00000"].challenge
+        reason = client._accounts["user00003"].status.reason
+        await client.stop()
+        return progress, challenge, reason
+
+    progress, challenge, reason = asyncio.run(scenario())
+    assert challenge.algorithm == "SHA-256" and "auth" in challenge.qop
+    assert str(progress) == "registered 19 of 20 (1 failed)"
+    assert set(pbx.location()) == set(accounts) - {"user00003"}
+    assert "403" in reason  # a wrong password is still told apart

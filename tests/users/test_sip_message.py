@@ -295,8 +295,8 @@ def test_a_digest_challenge_defaults_to_md5_without_qop():
     ("value", "error"),
     [
         ('Basic realm="r"', "scheme 'Basic' is not supported"),
-        ('Digest realm="r", nonce="n", algorithm=SHA-256', "'SHA-256' is not supported"),
-        ('Digest realm="r", nonce="n", algorithm=SHA-512-256', "only MD5 and MD5-sess"),
+        ('Digest realm="r", nonce="n", algorithm=SHA-1', "'SHA-1' is not supported"),
+        ('Digest realm="r", nonce="n", algorithm=AKAv1-MD5', "only MD5, MD5-sess, SHA-256"),
     ],
 )
 def test_unsupported_challenges_are_refused_clearly(value, error):
@@ -322,13 +322,18 @@ def test_malformed_challenges_raise_parse_errors(value, error):
         parse_digest_challenge(value)
 
 
-def test_choose_challenge_takes_the_first_one_we_can_answer():
+def test_choose_challenge_takes_the_strongest_one_we_can_answer():
     offered = [
-        'Digest realm="r", nonce="n1", algorithm=SHA-256, qop="auth"',
+        'Digest realm="r", nonce="n1", algorithm=SHA-1, qop="auth"',
         'Digest realm="r", nonce="n2", algorithm=MD5, qop="auth"',
+        'Digest realm="r", nonce="n3", algorithm=SHA-256, qop="auth"',
+        'Digest realm="r", nonce="n4", algorithm=SHA-256-sess, qop="auth"',
     ]
-    assert choose_challenge(offered).nonce == "n2"
-    with pytest.raises(UnsupportedChallenge, match="SHA-256"):
+    assert choose_challenge(offered).nonce == "n3"  # of equal strength, the first
+    assert choose_challenge(offered[:2]).nonce == "n2"
+    assert choose_challenge([*offered, 'Digest realm="r", nonce="n5", algorithm=SHA-512-256']
+                            ).algorithm == "SHA-512-256"  # fmt: skip
+    with pytest.raises(UnsupportedChallenge, match="SHA-1"):
         choose_challenge(offered[:1])
     with pytest.raises(UnsupportedChallenge, match="qop 'auth-conf'"):
         choose_challenge(['Digest realm="r", nonce="n", qop="auth-conf"'])

@@ -1,5 +1,6 @@
-"""HTTP digest authentication for SIP (RFC 2617, RFC 8760): MD5 and MD5-sess.
+"""HTTP digest authentication for SIP (RFC 2617, RFC 7616, RFC 8760).
 
+Algorithms MD5, SHA-256 and SHA-512-256, each also as ``-sess``.
 ``digest_response`` computes the ``response`` value; ``authorization`` builds a whole
 ``Authorization`` / ``Proxy-Authorization`` value answering a ``DigestChallenge``.
 With qop=auth (or auth-int) the nonce count and client nonce are included; a challenge
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 
 from users.sip.message import DigestChallenge, UnsupportedChallenge
 
-
-def _h(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+# The hash of each algorithm (RFC 7616 3.2; SHA-512/256 is SHA-512 truncated, FIPS 180-4).
+HASHES: dict[str, Callable[[bytes], str]] = {
+    "md5": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
+    "sha-256": lambda data: hashlib.sha256(data).hexdigest(),
+    "sha-512-256": lambda data: hashlib.new("sha512_256", data).hexdigest(),
+}
 
 
 def digest_response(
@@ -32,19 +37,23 @@ def digest_response(
     cnonce: str = "",
     body: bytes = b"",
 ) -> str:
-    """The request-digest of RFC 2617 3.2.2.1 as 32 lower-case hex digits."""
-    ha1 = _h(f"{username}:{realm}:{password}")
-    if algorithm.lower() == "md5-sess":
-        ha1 = _h(f"{ha1}:{nonce}:{cnonce}")
-    elif algorithm.lower() != "md5":
+    """The request-digest of RFC 7616 3.4.1 (RFC 2617 3.2.2.1 for MD5) in lower-case hex."""
+    name = algorithm.lower()
+    session = name.endswith("-sess")
+    digest = HASHES.get(name.removesuffix("-sess"))
+    if digest is None:
         raise UnsupportedChallenge(f"digest algorithm {algorithm!r} is not supported")
-    if qop == "auth-int":
-        ha2 = _h(f"{method}:{uri}:{hashlib.md5(body, usedforsecurity=False).hexdigest()}")
-    else:
-        ha2 = _h(f"{method}:{uri}")
+
+    def h(text: str) -> str:
+        return digest(text.encode())
+
+    ha1 = h(f"{username}:{realm}:{password}")
+    if session:
+        ha1 = h(f"{ha1}:{nonce}:{cnonce}")
+    ha2 = h(f"{method}:{uri}:{digest(body)}") if qop == "auth-int" else h(f"{method}:{uri}")
     if qop:
-        return _h(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:{qop}:{ha2}")
-    return _h(f"{ha1}:{nonce}:{ha2}")
+        return h(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:{qop}:{ha2}")
+    return h(f"{ha1}:{nonce}:{ha2}")
 
 
 def _quote(value: str) -> str:
@@ -101,6 +110,6 @@ def authorization(
         parts.append(f"opaque={_quote(challenge.opaque)}")
     if qop:
         parts += [f"qop={qop}", f"nc={nc:08x}", f"cnonce={_quote(cnonce)}"]
-    elif challenge.algorithm == "MD5-sess":
+    elif challenge.algorithm.endswith("-sess"):
         parts.append(f"cnonce={_quote(cnonce)}")
     return ", ".join(parts)

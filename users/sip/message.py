@@ -487,7 +487,14 @@ def build_response(request: SipRequest, status: int, reason: str, to_tag: str) -
     return response
 
 
-SUPPORTED_ALGORITHMS = {"md5": "MD5", "md5-sess": "MD5-sess"}
+# RFC 8760's algorithms, weakest first: a server may offer several challenges, and the
+# client answers the strongest it supports.
+SUPPORTED_ALGORITHMS = {
+    "md5": "MD5", "md5-sess": "MD5-sess",
+    "sha-256": "SHA-256", "sha-256-sess": "SHA-256-sess",
+    "sha-512-256": "SHA-512-256", "sha-512-256-sess": "SHA-512-256-sess",
+}  # fmt: skip
+_STRENGTH = {name: n // 2 for n, name in enumerate(SUPPORTED_ALGORITHMS.values())}
 
 
 @dataclass(frozen=True)
@@ -551,8 +558,8 @@ def _parse_auth_params(text: str) -> dict[str, str]:
 def parse_digest_challenge(value: str) -> DigestChallenge:
     """Parse one ``WWW-Authenticate`` / ``Proxy-Authenticate`` value.
 
-    Raises ``UnsupportedChallenge`` for a scheme other than Digest or an algorithm other
-    than MD5 / MD5-sess (e.g. SHA-256 of RFC 8760), ``SipParseError`` for malformed text.
+    Raises ``UnsupportedChallenge`` for a scheme other than Digest or an algorithm not in
+    ``SUPPORTED_ALGORITHMS`` (e.g. SHA-1), ``SipParseError`` for malformed text.
     """
     scheme, _, rest = value.strip().partition(" ")
     if not scheme:
@@ -567,7 +574,8 @@ def parse_digest_challenge(value: str) -> DigestChallenge:
     canonical = SUPPORTED_ALGORITHMS.get(algorithm.lower())
     if canonical is None:
         raise UnsupportedChallenge(
-            f"digest algorithm {algorithm[:20]!r} is not supported (only MD5 and MD5-sess)"
+            f"digest algorithm {algorithm[:20]!r} is not supported "
+            f"(only {', '.join(SUPPORTED_ALGORITHMS.values())})"
         )
     qop = tuple(q.strip().lower() for q in params.get("qop", "").split(",") if q.strip())
     return DigestChallenge(
@@ -581,11 +589,13 @@ def parse_digest_challenge(value: str) -> DigestChallenge:
 
 
 def choose_challenge(values: Iterable[str]) -> DigestChallenge:
-    """The first challenge this client can answer (RFC 8760 lets a server offer several).
+    """The strongest challenge this client can answer (RFC 8760 lets a server offer
+    several, in its order of preference: of equal strength, the first).
 
     Raises the first ``SipParseError`` met when none fits, or one saying there was none.
     """
     first_error: SipParseError | None = None
+    best: DigestChallenge | None = None
     for value in values:
         try:
             challenge = parse_digest_challenge(value)
@@ -597,5 +607,8 @@ def choose_challenge(values: Iterable[str]) -> DigestChallenge:
                 f"qop {','.join(challenge.qop)!r} is not supported (only auth, auth-int)"
             )
             continue
-        return challenge
+        if best is None or _STRENGTH[challenge.algorithm] > _STRENGTH[best.algorithm]:
+            best = challenge
+    if best is not None:
+        return best
     raise first_error or SipParseError("authentication requested without a challenge")

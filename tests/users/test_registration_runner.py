@@ -1,0 +1,67 @@
+"""The node's SIP process (users/registration.py) with a real Kamailio and the database:
+it registers the users this server handles, and un-registers a user that is deleted or
+handed to the other server. Kamailio's own location table is the judge."""
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+
+from kws_admin.services import config_update
+from users.models import DectUser, SipRegistration
+from users.registration import RegistrationRunner
+from users.services import dect_user_create, dect_user_delete
+
+
+def _states() -> dict[str, str]:
+    return dict(SipRegistration.objects.values_list("user__extension", "state"))
+
+
+async def _until(what: str, check, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.django_db(transaction=True)  # the runner reads the database from its threads
+def test_deleted_and_handed_over_users_are_unregistered(kamailio):
+    config_update(changes={"sip.registrar": f"{kamailio.host}:{kamailio.port}",
+                           "sip.domain": kamailio.host, "sip.rate": "1000"},
+                  actor="test")  # fmt: skip
+    users = [dect_user_create(actor="test", extension=str(2000 + n), sip_username=f"u{n}",
+                              sip_password=f"pw-{n}") for n in range(5)]  # fmt: skip
+    kamailio.add_subscribers((u.sip_username, kamailio.host, u.sip_password) for u in users)
+    deleted, handed = users[0], users[1]
+
+    # One worker thread for the runner's database work, so its connection can be closed.
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_default_executor(executor)
+        runner, stop = RegistrationRunner(poll=0.1, flush=0.05), asyncio.Event()
+        running = asyncio.create_task(runner.run(stop))
+        try:
+            await _until("all five in Kamailio", lambda: len(kamailio.location()) == 5)
+            await _until("all five recorded", lambda: set(_states().values()) == {"registered"})
+
+            await asyncio.to_thread(dect_user_delete, user=deleted, actor="test")
+            # The master hands this user to the backup (a rebalance): not ours any more.
+            await asyncio.to_thread(lambda: DectUser.objects.filter(pk=handed.pk).update(node="S"))
+            await _until("both gone from Kamailio",
+                         lambda: set(kamailio.location()) == {"u2", "u3", "u4"})  # fmt: skip
+            await _until("the handed-over user recorded as not registered",
+                         lambda: _states().get(handed.extension) == "unregistered")  # fmt: skip
+        finally:
+            stop.set()
+            await running
+            await asyncio.to_thread(connections.close_all)
+
+    asyncio.run(scenario())
+    assert deleted.extension not in _states()  # its row went with it
+    assert {e: s for e, s in _states().items() if e != handed.extension} == {
+        "2002": "registered", "2003": "registered", "2004": "registered",
+    }  # fmt: skip

@@ -131,8 +131,9 @@ def test_a_proxy_challenge_is_answered_with_proxy_authorization():
     ("challenge", "reason"),
     [
         (
-            'Digest realm="pbx", nonce="n", algorithm=SHA-256',
-            "401 Unauthorized: digest algorithm 'SHA-256' is not supported (only MD5 and MD5-sess)",
+            'Digest realm="pbx", nonce="n", algorithm=SHA-1',
+            "401 Unauthorized: digest algorithm 'SHA-1' is not supported (only MD5, MD5-sess, "
+            "SHA-256, SHA-256-sess, SHA-512-256, SHA-512-256-sess)",
         ),
         ('Digest realm="pbx"', "401 Unauthorized: digest challenge without nonce"),
     ],

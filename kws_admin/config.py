@@ -372,18 +372,21 @@ def parse_export_text(text: str) -> dict[str, str]:
 def normalize(old: Mapping[str, Any], new: dict[str, Any], changed: set[str]) -> list[str]:
     """Apply the seed's database UUID rules to a changed configuration, in place.
 
-    A server that becomes a backup gets its UUID reset (emptied, so it is fetched
-    from the master at join) unless the same change gives one; a master or single
-    server always has a UUID, generated when missing. Returns notes for the admin.
+    A server that becomes a backup, or a backup given another master (moved to
+    another pair), gets its UUID reset (emptied, so it is fetched from the master
+    at join) unless the same change gives one; a master or single server always
+    has a UUID, generated when missing. Returns notes for the admin.
     """
     notes: list[str] = []
     uuid_key = "redundancy.database_uuid"
-    became_backup = new["redundancy.mode"] == "slave" and old["redundancy.mode"] != "slave"
-    if became_backup and uuid_key not in changed and new[uuid_key]:
+    backup = new["redundancy.mode"] == "slave"
+    became_backup = backup and old["redundancy.mode"] != "slave"
+    moved = backup and not became_backup and new["redundancy.peer"] != old["redundancy.peer"]
+    if (became_backup or moved) and uuid_key not in changed and new[uuid_key]:
         new[uuid_key] = ""
+        why = "is now a backup" if became_backup else "follows another master"
         notes.append(
-            "Database UUID reset: this server is now a backup and fetches the master's UUID "
-            "when it joins."
+            f"Database UUID reset: this server {why} and fetches the master's UUID when it joins."
         )
     if new["redundancy.mode"] != "slave" and not new[uuid_key]:
         new[uuid_key] = str(uuid.uuid4())

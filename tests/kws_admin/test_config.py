@@ -115,6 +115,20 @@ def test_a_server_that_becomes_backup_has_its_uuid_reset():
     assert "fetches the master's UUID" in notes[0]
 
 
+def test_a_backup_moved_to_another_master_has_its_uuid_reset():
+    backup = {**config.defaults(), "redundancy.mode": "slave", "redundancy.peer": "10.0.0.1",
+              "redundancy.database_uuid": "123e4567-e89b-12d3-a456-426614174000"}  # fmt: skip
+    new = {**backup, "redundancy.peer": "10.9.9.9"}
+    notes = config.normalize(backup, new, {"redundancy.peer"})
+    assert new["redundancy.database_uuid"] == ""
+    assert "follows another master and fetches the master's UUID" in notes[0]
+
+    # Saving the same peer again (the form sends every field) keeps the UUID.
+    same = {**backup}
+    assert config.normalize(backup, same, {"redundancy.peer", "redundancy.mode"}) == []
+    assert same["redundancy.database_uuid"] == backup["redundancy.database_uuid"]
+
+
 def test_a_backup_given_a_uuid_in_the_same_change_keeps_it():
     old = {**config.defaults(), "redundancy.database_uuid": "123e4567-e89b-12d3-a456-426614174000"}
     new = {**old, "redundancy.mode": "slave", "redundancy.database_uuid": "2" * 32}

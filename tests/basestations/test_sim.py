@@ -138,6 +138,7 @@ class FakeServer:
     def __init__(self, name: str) -> None:
         self.name, self.mode, self.peer, self.master = name, "accept", "", ""
         self.keepalives: list[dict] = []
+        self.refused_macs: set[str] = set()  # refused whatever the mode
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,7 +151,9 @@ class FakeServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.keepalives.append(body)
-                if fake.mode == "accept":
+                if body.get("mac") in fake.refused_macs:
+                    self._send(403, {"error": "refused"}, self.headers[signing.HEADER_NONCE])
+                elif fake.mode == "accept":
                     answer = {"server": fake.name, "peer": fake.peer, "interval": 0.2, "missed": 2}
                     self._send(200, answer, self.headers[signing.HEADER_NONCE])
                 elif fake.mode == "redirect":
@@ -283,3 +286,36 @@ def test_kwssim_runs_devices_and_prints_their_state_changes(live_server, license
     out = capsys.readouterr().out
     assert f"RFP 001: attached {address} (peer none)" in out
     assert "kwssim stopped: attached {'" + address + "': 2}" in out
+
+
+def test_handsets_roam_to_a_neighbouring_base_station_and_are_on_one_at_a_time(pair):
+    master, _ = pair
+    with Simulation(server=master.address, secret=SECRET, basestations=8, handsets=4, seed=3,
+                    roam_seconds=(0.0, 0.0)) as sim:  # fmt: skip
+        wait_for(lambda: sim.attached_counts() == {master.address: 8})
+        wait_for(lambda: all(h.roams >= 3 for h in sim.handsets), timeout=15)
+        names = [d.name for d in sim.basestations]
+        for handset in sim.handsets:
+            steps = list(zip(handset.history, handset.history[1:], strict=False))
+            assert steps and all(a != b for a, b in steps)  # it really moved
+            # A walking user reaches a base station near the last one (by number).
+            assert all(abs(names.index(a) - names.index(b)) <= 2 for a, b in steps), steps
+            holders = [d for d in sim.basestations if handset.extension in d.handsets]
+            assert holders == [handset.basestation]
+        assert sum(c.state == "roamed" for c in sim.changes) >= 8
+    # What the base stations told the server: each handset on one of them per keep-alive round.
+    reported = [k for k in master.keepalives if k.get("handsets")]
+    assert {e for k in reported for e in k["handsets"]} == {"2000", "2001", "2002", "2003"}
+    assert sim.error is None
+
+
+def test_a_handset_leaves_a_base_station_that_went_out_of_service_at_once(pair):
+    master, _ = pair
+    with Simulation(server=master.address, secret=SECRET, basestations=3, handsets=6, seed=5,
+                    roam_seconds=(600.0, 600.0)) as sim:  # fmt: skip
+        wait_for(lambda: sim.attached_counts() == {master.address: 3})
+        broken = sim.basestations[0]
+        master.refused_macs.add(broken.mac)  # out of service: no server takes it now
+        wait_for(lambda: broken.state == "refused")
+        wait_for(lambda: not broken.handsets and all(h.basestation is not broken
+                                                     for h in sim.handsets), timeout=8)  # fmt: skip

@@ -47,13 +47,14 @@ re-forms (the backup answers 409 again).
 
 Why HTTP/JSON and not a compact UDP/TCP protocol
 ------------------------------------------------
-Measured on the development machine (2 vCPU; one node: gunicorn 2 workers x
-4 threads, PostgreSQL, loopback; simulator on the same machine): a keep-alive
-takes 4.5 ms end to end (median; p95 8 ms) and 3-4 ms of web-server CPU,
-of which about 1 ms is HTTP and Django (an unsigned probe without database
-work takes 1.0 ms end to end) and the rest the four database statements
-(configuration, the device, its runtime row, its handsets). 100 devices at
-one keep-alive a second cost 37 % of one CPU; 300 cost 77 % (265/s served).
+Measured with ``bench/keepalive.py`` on the development machine (2 vCPU; one
+node: gunicorn 2 workers x 4 threads, PostgreSQL, loopback; simulator on the
+same machine): a keep-alive takes 3.1 ms end to end (median; p95 4.2 ms), of
+which about 0.8 ms is HTTP and Django (the unsigned probe, without database
+work) and the rest the four database statements (configuration, the device,
+its runtime row, its handsets). 100 devices at one keep-alive a second cost
+31 % of one core in the web server (an earlier run: 300 devices, 77 %, 265/s
+served).
 
 The transport is the smaller part: a compact UDP protocol would save about
 a millisecond of the HTTP part per keep-alive, but the runtime rows the

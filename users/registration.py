@@ -30,8 +30,9 @@ from users.sip.client import Credentials, RegistrationStatus, SipRegistrationCli
 
 logger = logging.getLogger(__name__)
 
-# Seconds a peer's registration state waits for its user to be replicated here.
-PEER_ROW_PATIENCE = 30.0
+# Seconds a peer's registration state waits for its user to be replicated here (the
+# replication lag is tens of milliseconds; a deleted user's last state holds no longer).
+PEER_ROW_PATIENCE = 10.0
 
 
 @dataclass(frozen=True)

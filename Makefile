@@ -8,7 +8,13 @@ PY := $(VENV)/bin/python
 $(VENV)/.ok-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
-	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian, install python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "python3 -m venv failed: installing python3-venv from Debian's packages"; \
+			rm -rf $(VENV) && apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && \
+			$(PYTHON) -m venv $(VENV); \
+		else echo "python3 -m venv failed: on Debian, install python3-venv"; exit 1; fi; }
 	$(PY) -m pip install --quiet --upgrade pip
 	touch $@
 

@@ -293,13 +293,14 @@ def test_handsets_roam_to_a_neighbouring_base_station_and_are_on_one_at_a_time(p
     with Simulation(server=master.address, secret=SECRET, basestations=8, handsets=4, seed=3,
                     roam_seconds=(0.0, 0.0)) as sim:  # fmt: skip
         wait_for(lambda: sim.attached_counts() == {master.address: 8})
-        wait_for(lambda: all(h.roams >= 3 for h in sim.handsets), timeout=15)
+        wait_for(lambda: all(h.roams >= 4 for h in sim.handsets), timeout=20)
         names = [d.name for d in sim.basestations]
         for handset in sim.handsets:
             steps = list(zip(handset.history, handset.history[1:], strict=False))
             assert steps and all(a != b for a, b in steps)  # it really moved
-            # A walking user reaches a base station near the last one (by number).
-            assert all(abs(names.index(a) - names.index(b)) <= 2 for a, b in steps), steps
+            # A walking user reaches a base station near the last one (by number); the
+            # first move may come before every base station is in service.
+            assert all(abs(names.index(a) - names.index(b)) <= 2 for a, b in steps[1:]), steps
             holders = [d for d in sim.basestations if handset.extension in d.handsets]
             assert holders == [handset.basestation]
         assert sum(c.state == "roamed" for c in sim.changes) >= 8

@@ -44,6 +44,11 @@ def refusal_record(*, kind: str, key: str, message: str, now: datetime | None = 
 def refusals_forget(*, kind: str, who: str) -> int:
     """Forget the refusals of ``who`` (a part of their keys after the cause) once it is
     accepted, so a refusal that returns later is logged again. Return how many."""
-    named = Q(key__endswith=f"|{who}") | Q(key__contains=f"|{who}|")
-    deleted, _ = Refusal.objects.filter(named, kind=kind).delete()
+    named = Refusal.objects.filter(
+        Q(key__endswith=f"|{who}") | Q(key__contains=f"|{who}|"), kind=kind
+    )
+    # Called for every valid peer message: a read, and a write only when there is one.
+    if not named.exists():
+        return 0
+    deleted, _ = named.delete()
     return deleted

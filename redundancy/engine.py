@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,8 +30,12 @@ from redundancy.models import NodeState
 from redundancy.peer import PeerClient, PeerError, nonce_purge
 from redundancy.replication import replication_status
 from redundancy.services import event_record
-from users.models import DectUser
-from users.registration import peer_registration_rows_parse, peer_registrations_record
+from users.models import DectUser, PeerRegistration
+from users.registration import (
+    peer_cursor_parse,
+    peer_registration_rows_parse,
+    peer_registrations_record,
+)
 from users.selectors import (
     LETTER,
     handled_users,
@@ -82,8 +87,18 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
     return payload
 
 
-def parse_status(payload: Any) -> sm.Claims:
-    """Check the shape of a peer's status and return its claims; MalformedStatus otherwise."""
+@dataclass(frozen=True)
+class PeerStatus:
+    """A peer's heartbeat status, checked: its claims and the registration states it
+    carried (stored apart from the status)."""
+
+    claims: sm.Claims
+    registrations: list[PeerRegistration]
+
+
+def parse_status(payload: Any) -> PeerStatus:
+    """Check the shape of a peer's status and return what it says; MalformedStatus
+    otherwise."""
     if not isinstance(payload, dict) or not isinstance(payload.get("claims"), dict):
         raise MalformedStatus("a heartbeat needs a 'claims' object")
     claims = payload["claims"]
@@ -95,31 +110,23 @@ def parse_status(payload: Any) -> sm.Claims:
     verdict = payload.get("verdict")
     if verdict is not None and not isinstance(verdict, dict):
         raise MalformedStatus("verdict must be an object")
-    seen = payload.get("registrations_seen")
-    if seen is not None:
-        if not (isinstance(seen, list) and len(seen) == 2 and isinstance(seen[1], int)):
-            raise MalformedStatus("registrations_seen must be [changed at, user id]")
-        try:
-            datetime.fromisoformat(seen[0])
-        except (TypeError, ValueError):
-            raise MalformedStatus(f"registrations_seen: {seen[0]!r} is not a time") from None
     try:
-        peer_registration_rows_parse(payload.get("registrations", []))
+        peer_cursor_parse(payload.get("registrations_seen"))
+        rows = peer_registration_rows_parse(payload.get("registrations", []))
     except ValueError as exc:
         raise MalformedStatus(str(exc)) from None
-    return sm.Claims.from_dict(claims)
+    return PeerStatus(claims=sm.Claims.from_dict(claims), registrations=rows)
 
 
-def peer_status_record(payload: dict[str, Any]) -> None:
-    """Remember a valid status of the peer and when it arrived, and the registration
-    states it carried (kept in their own table, not in the status)."""
+def peer_status_record(payload: dict[str, Any], parsed: PeerStatus) -> None:
+    """Remember a valid status of the peer (``parsed`` from ``parse_status``) and when it
+    arrived, and the registration states it carried (in their own table)."""
     status = {key: value for key, value in payload.items() if key != "registrations"}
-    rows = peer_registration_rows_parse(payload.get("registrations", []))
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
         NodeState.objects.filter(pk=1).update(peer_seen_at=timezone.now(), peer_status=status)
-        if rows:
-            peer_registrations_record(rows)
+        if parsed.registrations:
+            peer_registrations_record(parsed.registrations)
 
 
 def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:
@@ -128,11 +135,11 @@ def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:
     if values["redundancy.mode"] == "single":
         return 409, {"error": f"{settings.NODE_NAME} is a single server, not paired"}
     try:
-        peer_claims = parse_status(payload)
+        parsed = parse_status(payload)
     except MalformedStatus as exc:
         return 400, {"error": f"malformed heartbeat: {exc}"}
-    peer_status_record(payload)
-    return 200, status_payload(values=values, peer_claims=peer_claims)
+    peer_status_record(payload, parsed)
+    return 200, status_payload(values=values, peer_claims=parsed.claims)
 
 
 def heartbeat_send(values: dict[str, Any]) -> None:
@@ -145,11 +152,11 @@ def heartbeat_send(values: dict[str, Any]) -> None:
         answer = client.call(
             "POST", "/api/peer/heartbeat", status_payload(values=values, peer_claims=peer_claims)
         )
-        parse_status(answer)
+        parsed = parse_status(answer)
     except (PeerError, MalformedStatus) as exc:
         logger.debug("heartbeat to %s failed: %s", values["redundancy.peer"], exc)
         return
-    peer_status_record(answer)
+    peer_status_record(answer, parsed)
 
 
 def _epoch(moment: datetime | None) -> float | None:

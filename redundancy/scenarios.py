@@ -103,7 +103,7 @@ def _peer_mode(client: Any, *, timeout: float) -> str | None:
                 "POST", "/api/peer/heartbeat",
                 status_payload(values=config_read(), peer_claims=None),
             )  # fmt: skip
-            return parse_status(answer).mode
+            return parse_status(answer).claims.mode
         except (PeerError, MalformedStatus):
             if time.monotonic() > deadline:
                 return None

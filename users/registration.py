@@ -127,6 +127,20 @@ def peer_registration_rows_parse(value: Any) -> list[PeerRegistration]:
     return parsed
 
 
+def peer_cursor_parse(value: Any) -> list[Any] | None:
+    """The cursor a peer's heartbeat gives (``selectors.peer_registrations_cursor``),
+    checked; ValueError names what is wrong."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)):
+        raise ValueError("registrations_seen must be [changed at, user id]")
+    try:
+        datetime.fromisoformat(value[0])
+    except (TypeError, ValueError):
+        raise ValueError(f"registrations_seen: {value[0]!r} is not a time") from None
+    return value
+
+
 def peer_registrations_record(rows: list[PeerRegistration], *, now: datetime | None = None) -> int:
     """Store the peer's registration states (parsed rows, oldest first) in one bulk upsert;
     return how many.

@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     secret_file, password_file = data / "pairing_secret", data / "admin_password"
     device_secret_file = data / "device_secret"
     admin_password = _secret(password_file)
-    for path in (secret_file, device_secret_file):
-        _secret(path)
+    device_secret = _secret(device_secret_file)
+    _secret(secret_file)
     lock = threading.Lock()
 
     def output(line: str) -> None:
@@ -99,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         for line in result.stdout.splitlines():
             output(f"[{node.name}/init] {line}")
-    device_secret = device_secret_file.read_text().strip()
     for command in (
         ("kwsdemo", f"--users={args.users}"),
         ("kwssim", "--provision", "--seconds=0", f"--basestations={args.basestations}",

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast lint vendor-htmx services clean
+.PHONY: demo test test-fast test-embedded lint vendor-htmx services clean
 
 $(VENV)/.ok-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,14 +37,22 @@ services:
 TEST_ENV := KWS_DATABASE_URL=postgres://kws:kws@127.0.0.1:5432/kws \
 	KWS_BROKER_URL=redis://127.0.0.1:6379/15 KWS_DATA_DIR=$(CURDIR)/var/test
 
+# The whole suite on PostgreSQL and Redis, then the fast tests again on the embedded
+# default (SQLite and the filesystem broker), which is what every newcomer runs.
 test: $(VENV)/.ok-dev services
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(TEST_ENV) $(PY) -m pytest
+	$(MAKE) --no-print-directory test-embedded
+
+test-embedded: $(VENV)/.ok-dev
+	KWS_DATA_DIR=$(CURDIR)/var/test-embedded $(PY) -m pytest -q -m "not system and not browser"
 
 test-fast: $(VENV)/.ok-dev
 	$(TEST_ENV) $(PY) -m pytest -m "not system and not browser"
 
 lint: $(VENV)/.ok-dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 # htmx is vendored from its npm package, never loaded from a CDN.
 vendor-htmx:

@@ -6,7 +6,7 @@ HTTP/1.1 with JSON bodies on the node's web port (the port of the admin GUI
 and the peer API), one short connection per keep-alive.
 
 ``POST /basestations/api/keepalive`` (``protocol.KEEPALIVE_PATH``) — signed like the peer API
-(``redundancy.signing``: HMAC-SHA256 over method, path, body hash, timestamp
+(``core.signing``: HMAC-SHA256 over method, path, body hash, timestamp
 and nonce) with the per-system device secret (configuration key
 ``system.device_secret``, replicated, so both servers accept the same
 devices) and the device's MAC as the node name (header ``X-KWS-Node``).
@@ -80,9 +80,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from basestations import protocol
 from basestations.services import device_keepalive, device_refusal_record
-from kws_admin.services import config_read
-from redundancy import signing
-from redundancy.peer import request_verify
+from core import signing
+from core.peer import request_verify
+from core.selectors import config_read
 
 logger = logging.getLogger(__name__)
 

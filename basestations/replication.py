@@ -12,7 +12,7 @@ from typing import Any
 from django.db import models
 
 from basestations.models import BaseStation, MediaResource
-from redundancy.replication import ApplyError, Entity, entity_register
+from core.changelog import ApplyError, Entity, entity_register
 
 ENTITY = "device"
 MODELS: dict[str, type[models.Model]] = {"rfp": BaseStation, "media": MediaResource}
@@ -30,7 +30,7 @@ def device_key(device: BaseStation | MediaResource) -> str:
 
 def _fields(data: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(data, dict) or data.get("kind") not in MODELS or "id" not in data:
-        raise ApplyError(f"device data needs a kind (rfp or media) and an id: {data!r:.200}")
+        raise ApplyError("device data needs a kind (rfp or media) and an id")
     kind = data["kind"]
     fields = {k: v for k, v in data.items() if k != "kind"}
     unknown = set(fields) - set(FIELDS[kind])

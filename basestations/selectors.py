@@ -23,9 +23,9 @@ from basestations.models import (
     MediaResource,
     MediaResourceLink,
 )
-from kws_admin import config
-from kws_admin.services import config_read
-from redundancy.models import NodeState, Phase
+from core import config
+from core.models import NodeState, Phase
+from core.selectors import config_read
 
 LINK_MODELS = {"rfp": BaseStationLink, "media": MediaResourceLink}
 

@@ -3,7 +3,7 @@
 Configuration (base stations, media resources) is written on the master only:
 each write is one transaction with its change-log entry (entity ``device``)
 and its event-log entry; a backup or a locked node refuses with
-``redundancy.locks.Locked``; bad input raises ``ValidationError`` naming the
+``core.locks.Locked``; bad input raises ``ValidationError`` naming the
 field and the rule, and writes nothing.
 
 ``device_keepalive`` handles a device's authenticated keep-alive and writes
@@ -15,7 +15,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -35,14 +36,15 @@ from basestations.replication import ENTITY, device_data, device_key
 from basestations.selectors import (
     address_of,
     device_acceptance,
+    devices_moved_since,
     fresh_cutoff,
     keepalive_interval,
 )
-from kws_admin.services import config_read
+from core.changelog import changelog_append
+from core.locks import write_check
+from core.selectors import config_read
+from core.services import event_record, refusal_record, refusals_forget
 from licensing.selectors import system_ari_status
-from redundancy.locks import write_check
-from redundancy.replication import changelog_append
-from redundancy.services import event_record, refusal_record, refusals_forget
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +272,7 @@ def devices_provision(*, basestations: int, media: int, actor: str) -> dict[str,
 
 
 def device_refusal_record(*, key: str, message: str, now: datetime | None = None) -> bool:
-    """Remember a refused device contact, logged once per key (``redundancy.services.
+    """Remember a refused device contact, logged once per key (``core.services.
     refusal_record``); return whether it was new."""
     return refusal_record(kind="device_refused", key=key, message=message, now=now)
 
@@ -406,6 +408,31 @@ def device_keepalive(
         if kind == "rfp" and report.get("handsets"):
             _handsets_record(device.pk, list(report["handsets"]), now)
     return status, answer
+
+
+def devices_takeover_report(*, started_at: float, wait: float = 30.0) -> dict[str, int]:
+    """Wait (bounded) until the devices the peer had attached have come here, after a
+    takeover decided at ``started_at`` (epoch); record how many moved and how long it took."""
+    # Every configured device should end up here (what the peer last reported may be stale).
+    expected = BaseStation.objects.count() + MediaResource.objects.count()
+    started = datetime.fromtimestamp(started_at, UTC)
+    deadline = time.monotonic() + wait
+    while True:
+        moved = devices_moved_since(started)
+        count = moved.get("rfp", 0) + moved.get("media", 0)
+        if count >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    if expected or count:
+        last = moved.get("last_at")
+        took = (last - started).total_seconds() if last else 0.0
+        event_record(
+            kind="failover_devices",
+            message=f"{moved.get('rfp', 0)} base stations and {moved.get('media', 0)} media "
+            f"resources moved to {settings.NODE_NAME} in {took:.2f} s"
+            f"{'' if count >= expected else f' ({expected - count} of the peer did not come)'}",
+        )
+    return {"rfp": moved.get("rfp", 0), "media": moved.get("media", 0)}
 
 
 def _link_create(model: type[models.Model], device: Device, values: dict[str, Any]) -> bool:

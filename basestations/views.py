@@ -9,7 +9,7 @@ from basestations.filters import DeviceFilter
 from basestations.forms import BaseStationForm, MediaResourceForm
 from basestations.models import BaseStation, MediaResource
 from basestations.tables import BaseStationTable, MediaResourceTable
-from kws_admin.services import config_read
+from core.selectors import config_read
 
 PER_PAGE = 50
 FRAGMENTS = {

@@ -59,7 +59,7 @@ print(json.dumps(saves))
 
 
 def head(db: NodeDB) -> int:
-    return db.value("select seq from redundancy_changeloghead where id = 1") or 0
+    return db.value("select seq from core_changeloghead where id = 1") or 0
 
 
 def position(db: NodeDB) -> int:
@@ -127,7 +127,7 @@ def main() -> int:
         watcher.stopping.set()
         watcher.join()
         written = pair.master_db.rows(
-            "select seq, created from redundancy_changelogentry where seq > %s and seq <= %s "
+            "select seq, created from core_changelogentry where seq > %s and seq <= %s "
             "order by seq", start, end,
         )  # fmt: skip
 

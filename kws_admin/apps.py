@@ -2,10 +2,8 @@ from django.apps import AppConfig
 
 
 class KwsAdminConfig(AppConfig):
+    """The project itself as an app: its installation command (kwsinit), its templates'
+    middleware and context processors; it has no models of its own any more."""
+
     name = "kws_admin"
     verbose_name = "KWS Admin"
-
-    def ready(self) -> None:
-        from kws_admin import replicated
-
-        replicated.register()

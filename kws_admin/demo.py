@@ -20,7 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
+from basestations.sim import Simulation
 from kws_admin.cluster import ROOT, Node, stop_all
+from licensing.ari import ari_generate
+from licensing.vendor import Vendor
 
 DEMO_DIR = ROOT / "var" / "demo"
 
@@ -35,9 +38,6 @@ def _secret(path: Path) -> str:
 
 def _licenses(folder: Path, users: int) -> tuple[str, dict[str, tuple[str, list[str]]]]:
     """The demo vendor's public key, and each server's ARI and license codes (made once)."""
-    from licensing.ari import ari_generate
-    from licensing.vendor import Vendor
-
     vendor = Vendor.in_folder(folder)
     path = folder / "servers.json"
     if not path.exists():
@@ -119,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
             node.start()
         for node in nodes:
             node.wait_ready()
-        from basestations.sim import Simulation
-
         simulation = Simulation(
             server=f"{master.host}:{master.port}",
             secret=device_secret,

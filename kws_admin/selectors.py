@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from kws_admin import config
-from kws_admin.services import config_read
-from redundancy.models import NodeState, Phase
+from core import config
+from core.locks import write_permission
+from core.models import NodeState, Phase
+from core.selectors import config_read
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,14 @@ def node_summary() -> NodeSummary:
     state = NodeState.load()
     mode = values["redundancy.mode"]
     phase = state.phase if mode != "single" else Phase.SINGLE
+    rule = write_permission(values=values, state=state)
     return NodeSummary(
         name=settings.NODE_NAME,
         mode=mode,
         mode_label=config.MODE_LABELS[mode],
         phase=phase,
         phase_label=Phase(phase).label,
-        locked=state.locked,
-        lock_reason=state.lock_reason,
+        locked=not rule.allowed,
+        lock_reason=rule.reason,
         firmware=settings.FIRMWARE_VERSION,
     )

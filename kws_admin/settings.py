@@ -100,11 +100,16 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tables2",
     "django_filters",
-    "kws_admin",
-    "redundancy",
-    "users",
+    # Bottom to top, as the layers are (pyproject.toml, [tool.importlinter]): each app
+    # registers its configuration keys and replicated entities with core in this order,
+    # and a snapshot restores the entities in it.
+    "core",
+    "accounts",
     "licensing",
     "basestations",
+    "users",
+    "redundancy",
+    "kws_admin",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +121,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "kws_admin.middleware.HtmxLoginRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "kws_admin.middleware.PasswordChangeRequiredMiddleware",
+    "accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -163,6 +168,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests use a file too, not SQLite's shared in-memory database, whose locks
+            # ignore the timeout: concurrent writers must wait as on a real node.
+            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

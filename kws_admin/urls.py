@@ -1,7 +1,10 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import api as accounts_api
+from accounts.views import PasswordChangeView
 from kws_admin import views
+from redundancy import api as redundancy_api
 
 urlpatterns = [
     path("", include("redundancy.urls")),
@@ -11,5 +14,7 @@ urlpatterns = [
     path("partials/node-header/", views.node_header, name="node_header"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/", PasswordChangeView.as_view(), name="password_change"),
+    # The peer API between the two servers (signed; no login, no CSRF).
+    path("api/peer/", include(redundancy_api.urlpatterns + accounts_api.urlpatterns)),
 ]

@@ -1,15 +1,20 @@
 from django.apps import AppConfig
-from django.db.models.signals import pre_save
+
+from core.config import key_register
+from licensing import config
 
 
 class LicensingConfig(AppConfig):
     name = "licensing"
 
     def ready(self) -> None:
-        # The configuration services are shared and know nothing of licenses; the
-        # rule "the ARI is fixed once a code is bound to it" must still stop every
-        # writer of system.ari (kwsconfig set, import, forms), so it guards the row.
-        from kws_admin.models import ConfigValue
-        from licensing.services import system_ari_guard
+        key_register(*config.KEYS)
+        # Core's configuration service knows nothing of licenses; the licensing rules
+        # (a node type needs its redundancy license, the ARI is fixed once a code is
+        # bound to it) reach every writer of the configuration as registered checks.
+        # Imported here: Django allows model imports only once the apps are ready.
+        from core.services import config_check_register
+        from licensing import services
 
-        pre_save.connect(system_ari_guard, sender=ConfigValue, dispatch_uid="licensing.system_ari")
+        config_check_register(services.ROLE_LICENSE_CHECK, services.role_license_check)
+        config_check_register(services.ARI_BOUND_CHECK, services.ari_bound_check)

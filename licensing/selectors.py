@@ -13,13 +13,13 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Max
 
-from kws_admin import config
-from kws_admin.services import config_read
+from core import config
+from core.models import NodeState
+from core.selectors import config_read, peer_claims
 from licensing import products
 from licensing.ari import SystemAri, ari_fields, system_ari_decide
 from licensing.codes import LicenseRefused, public_key_load
 from licensing.models import License
-from redundancy.models import NodeState
 
 
 def licensed_features() -> dict[str, Any]:
@@ -113,11 +113,6 @@ def system_ari_status(values: dict[str, Any] | None = None) -> SystemAri:
 def system_ari() -> str:
     """The ARI the system refers to: the master's on a backup with the ARI swap, else our own."""
     return system_ari_status().system
-
-
-def peer_claims() -> dict[str, Any]:
-    """What the peer last said of itself in a heartbeat ({} when nothing is known)."""
-    return dict((NodeState.load().peer_status or {}).get("claims") or {})
 
 
 @dataclass(frozen=True)

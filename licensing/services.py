@@ -8,20 +8,23 @@ replication change log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from kws_admin import config
-from kws_admin.models import ConfigValue
-from kws_admin.services import config_read, config_update
+from core import config
+from core.locks import write_check
+from core.models import ConfigValue
+from core.rules import Scope
+from core.selectors import config_read, peer_claims
+from core.services import config_update, event_record
 from licensing import codes, products
 from licensing.ari import ari_generate
 from licensing.codes import LicenseRefused
 from licensing.models import License
-from licensing.selectors import peer_claims
-from redundancy.services import event_record
+from licensing.selectors import redundancy_license_missing
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +41,10 @@ def license_install(*, text: str, actor: str) -> License:
     no ARI yet), other_ari (the code is for another server), installed (a code
     with this serial is installed already), role (a backup redundancy code on
     a master, or a master redundancy code on a backup). Raises
-    redundancy.locks.Locked during a failover, when nothing may change.
+    core.locks.Locked during a failover, when nothing may change.
     On success records a ``license`` event.
     """
-    from redundancy.locks import failover_check
-
-    failover_check()
+    write_check(Scope.LOCAL)
     key = codes.public_key_load(settings.LICENSE_PUBLIC_KEY)
     code = codes.code_verify(text, key)
     with transaction.atomic():
@@ -129,31 +130,48 @@ def ari_ensure(*, actor: str) -> str:
     return ari
 
 
-def ari_change_check(*, old: str, new: str) -> None:
-    """Refuse (config.ConfigError) a change of ``system.ari`` once a license code is bound to it.
-
-    Called for every write of the ``system.ari`` row (a pre_save receiver set
-    up in licensing.apps), so ``kwsconfig set``, imports and forms all stop here.
-    """
-    if old == new:
-        return
+def ari_bound_check(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """A configuration check: ``system.ari`` cannot change once a license code is bound
+    to it (config.ConfigError). Registered with core, so ``kwsconfig set``, imports and
+    forms all stop here."""
+    if old[ARI_KEY] == new[ARI_KEY]:
+        return []
     count = License.objects.count()
     if count:
         raise config.ConfigError(
             {
                 ARI_KEY: f"cannot be changed: {count} installed license code"
-                f"{'s are' if count > 1 else ' is'} bound to this server's ARI {old or '(none)'}, "
-                "and codes for another ARI are refused"
+                f"{'s are' if count > 1 else ' is'} bound to this server's ARI "
+                f"{old[ARI_KEY] or '(none)'}, and codes for another ARI are refused"
             }
         )
+    return []
 
 
-def system_ari_guard(sender: type, instance: ConfigValue, raw: bool = False, **_: object) -> None:
-    """pre_save receiver of ConfigValue: applies ``ari_change_check`` to the ``system.ari`` row."""
-    if raw or instance.key != ARI_KEY:
-        return
-    old = ConfigValue.objects.filter(pk=instance.pk).values_list("value", flat=True).first()
-    ari_change_check(old=old or "", new=instance.value)
+ROLE_LICENSE_CHECK = "licensing.role_license"
+ARI_BOUND_CHECK = "licensing.ari_bound"
+
+
+def role_license_check(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """A configuration check on a change of the node type: a master or backup needs a
+    redundancy license (14075250 master, 14075260 backup).
+
+    A server without any is refused, naming the product to order. A server that
+    holds the other role's license may still take this role, as the note's
+    administration scenarios need (the promoted backup leads; the repaired
+    master rejoins as backup before the roles swap back): it gets a note saying
+    which product to order to keep the role for good. Promotion and switchover
+    skip this check (``ROLE_LICENSE_CHECK``): they keep the licenses the server has.
+    """
+    mode = new["redundancy.mode"]
+    if mode == old["redundancy.mode"]:
+        return []
+    missing = redundancy_license_missing(mode)
+    if not missing:
+        return []
+    if not License.objects.filter(product__in=products.REDUNDANCY_PRODUCTS).exists():
+        raise config.ConfigError({"redundancy.mode": missing})
+    return [f"This server holds the other role's redundancy license: {missing}."]
 
 
 def node_licenses_setup(*, codes_text: Iterable[str], actor: str) -> list[str]:

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from core.locks import Locked
 from licensing import products
 from licensing.codes import LicenseRefused
 from licensing.forms import LicenseInstallForm, OrderRequestForm
@@ -35,8 +36,6 @@ def license_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def license_install(request: HttpRequest) -> HttpResponse:
     """Install the entered code; a refusal is shown on the form and nothing changes."""
-    from redundancy.locks import Locked
-
     form = LicenseInstallForm(request.POST)
     form.is_valid()
     try:

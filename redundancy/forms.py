@@ -1,8 +1,8 @@
 from django import forms
 
-from kws_admin import config
+from core import config
 
-# Form field -> configuration key. The rules live in kws_admin.config, not here.
+# Form field -> configuration key. The rules live in core.config, not here.
 FIELD_KEYS = {
     "mode": "redundancy.mode",
     "peer": "redundancy.peer",

@@ -3,12 +3,15 @@
 - Permanent failure of the master: **promote** the backup to master.
 - Re-instating the original master: it first joins as a backup and receives
   everything; then the **switchover** swaps the roles. The acting master stops
-  writing (it holds the change-log lock, so every new write waits), hands the
-  backup its head position, the backup pulls until it has applied exactly that
-  position and becomes master, and only then does the acting master become the
-  backup. A change acknowledged to an administrator is therefore on both
-  servers before the roles swap; a write that waited is refused afterwards with
-  HTTP 423 (this server is now the backup) and never half-applied.
+  writing: under the change-log lock (so writes in progress finish first) it
+  marks itself as handing over, which the lock rule refuses every write for,
+  and reads its head position. It hands the backup that position, the backup
+  pulls until it has applied exactly that position and becomes master, and
+  only then does the acting master become the backup. A change acknowledged to
+  an administrator is therefore on both servers before the roles swap; a write
+  meanwhile is refused with HTTP 423 and never half-applied. No database lock
+  is held while the servers talk: on the embedded SQLite default that would
+  lock the master's whole database, and the backup's pulls need it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from kws_admin.services import config_read, config_update
+from core.changelog import changelog_head_lock
+from core.models import NodeState
+from core.peer import PeerClient, PeerError
+from core.rules import FAILOVER, NORMAL, PEER_LOST, Scope, write_rule
+from core.selectors import config_read
+from core.services import config_update, event_record
+from licensing.services import ROLE_LICENSE_CHECK
 from redundancy import statemachine as sm
-from redundancy.models import NodeState
-from redundancy.peer import PeerClient, PeerError
-from redundancy.services import event_record
+from redundancy.follower import replication_pull
+from redundancy.heartbeat import MalformedStatus, parse_status, status_payload
+from redundancy.models import ReplicationState
+from users.services import assign_all_to_self
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +58,23 @@ def _role_set(*, mode: str, values: dict[str, Any], actor: str) -> None:
             "redundancy.database_uuid": values["redundancy.database_uuid"],
         },
         actor=actor,
-        during_failover=True,
+        skip_write_check=True,
+        skip_checks={ROLE_LICENSE_CHECK},
     )
 
 
-def _engine_restart(*, phase: str, took_over_at: float | None = None) -> None:
-    """Give the engine a fresh state for the new role; the next beat decides from there."""
+def _engine_restart(*, mode: str, phase: str, took_over_at: float | None = None) -> None:
+    """Give the engine a fresh state for the new role; the next beat decides from there.
+    The switchover mark, if any, goes: the roles have swapped."""
     state = NodeState.objects.select_for_update().get(pk=1)
     state.engine = {
         "state": sm.State(phase=phase, took_over_at=took_over_at).as_dict(),
         "handles_users": True,
     }
+    rule = write_rule(Scope.SHARED, mode=mode, phase=phase)
     state.phase = phase
-    state.locked = False
-    state.lock_reason = ""
+    state.locked, state.lock_reason = not rule.allowed, rule.reason
+    state.switchover_since = None
     state.save()
 
 
@@ -73,12 +87,10 @@ def backup_promote(*, actor: str) -> int:
     values = config_read()
     if values["redundancy.mode"] != "slave":
         raise ScenarioError("only a backup can be promoted: this server is not a backup")
-    from redundancy.engine import assign_all_to_self
-
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
         _role_set(mode="master", values=values, actor=actor)
-        _engine_restart(phase=sm.FAILOVER, took_over_at=time.time())
+        _engine_restart(mode="master", phase=FAILOVER, took_over_at=time.time())
         handled = assign_all_to_self()
         event_record(
             kind="promotion",
@@ -94,8 +106,6 @@ def backup_promote(*, actor: str) -> int:
 def _peer_mode(client: Any, *, timeout: float) -> str | None:
     """The node type the peer reports in a signed heartbeat, asked until ``timeout``;
     None if it does not answer."""
-    from redundancy.engine import MalformedStatus, parse_status, status_payload
-
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -110,6 +120,21 @@ def _peer_mode(client: Any, *, timeout: float) -> str | None:
             time.sleep(0.5)
 
 
+def _handover_begin() -> int:
+    """Stop writing on this master: once the writes in progress have committed (they
+    hold the change-log lock), mark the node as handing over, so the lock rule refuses
+    every write; return the head position every acknowledged change is at or before."""
+    NodeState.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        head = changelog_head_lock().seq
+        NodeState.objects.filter(pk=1).update(switchover_since=timezone.now())
+    return head
+
+
+def _handover_abort() -> None:
+    NodeState.objects.filter(pk=1).update(switchover_since=None)
+
+
 def switchover_start(
     *, actor: str, client: Any = None, confirm_client: Any = None
 ) -> dict[str, Any]:
@@ -119,23 +144,19 @@ def switchover_start(
     backup is asked for its node type: master, and this server completes the swap;
     backup, and nothing changed; no answer, and this server stays master and says the
     outcome is in doubt (two masters reject each other; the administrator decides)."""
-    from redundancy.replication_models import ChangeLogHead
-
     values = config_read()
     state = NodeState.load()
     if values["redundancy.mode"] != "master":
         raise ScenarioError("only the master can hand its role to the backup")
-    if state.phase != sm.NORMAL:
+    if state.phase != NORMAL:
         raise ScenarioError(
             "the backup must be joined and the pair in phase normal before the roles can swap"
         )
     backup = (state.peer_status.get("claims") or {}).get("node", values["redundancy.peer"])
     client = client or PeerClient.from_config(timeout=SWITCHOVER_SYNC_TIMEOUT + 5)
     lost = ""
-    with transaction.atomic():
-        # Holding the change-log lock stops every write on this server until the swap is done.
-        ChangeLogHead.objects.get_or_create(pk=1)
-        head = ChangeLogHead.objects.select_for_update().get(pk=1).seq
+    head = _handover_begin()
+    try:
         try:
             answer = client.call("POST", "/api/peer/switchover", {"head": head, "actor": actor})
         except PeerError as exc:
@@ -145,33 +166,34 @@ def switchover_start(
             )
             if mode is None:
                 raise ScenarioError(
-                    f"the switchover's outcome is in doubt: {exc}, and {backup} does not answer. "
-                    f"This server stays the master; check {backup}'s node type before "
-                    "changing anything"
+                    f"the switchover's outcome is in doubt: {exc}, and {backup} does not "
+                    f"answer. This server stays the master; check {backup}'s node type "
+                    "before changing anything"
                 ) from None
             if mode != "master":
                 raise ScenarioError(
                     f"the backup did not take over the master role: {exc}"
                 ) from None
             answer, lost = {}, f" (its answer was lost: {exc}; it reports master)"
-        _role_set(mode="slave", values=values, actor=actor)
-        _engine_restart(phase=sm.PEER_LOST)
-        NodeState.objects.filter(pk=1).update(locked=True, lock_reason=sm.LOCK_BACKUP)
-        event_record(
-            kind="switchover",
-            message=f"Switchover: {backup} is now the master (it had applied position {head})"
-            f"{lost}; {settings.NODE_NAME} is now the backup",
-            actor=actor,
-        )
+        with transaction.atomic():
+            NodeState.objects.select_for_update().get(pk=1)
+            _role_set(mode="slave", values=values, actor=actor)
+            _engine_restart(mode="slave", phase=PEER_LOST)
+            event_record(
+                kind="switchover",
+                message=f"Switchover: {backup} is now the master (it had applied position "
+                f"{head}){lost}; {settings.NODE_NAME} is now the backup",
+                actor=actor,
+            )
+    except BaseException:
+        _handover_abort()
+        raise
     return {"head": head, "new_master": backup, **(answer or {})}
 
 
 def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[str, Any]]:
     """Backup side of the switchover: catch up to the master's head, then become master.
     ``client`` reaches the master (its peer API) for the pulls."""
-    from redundancy.replication import replication_pull
-    from redundancy.replication_models import ReplicationState
-
     if not isinstance(payload, dict) or not isinstance(payload.get("head"), int):
         return 400, {"error": "a switchover needs the master's head position (an integer)"}
     head = payload["head"]
@@ -192,7 +214,7 @@ def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[st
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
         _role_set(mode="master", values=values, actor=actor)
-        _engine_restart(phase=sm.PEER_LOST)
+        _engine_restart(mode="master", phase=PEER_LOST)
         event_record(
             kind="switchover",
             message=f"Switchover: {settings.NODE_NAME} is now the master, with every change "

@@ -1,18 +1,21 @@
-"""Reads of the redundancy engine for the Status page and the header."""
+"""Reads of the redundancy engine: the Status page, and replication figures for it and
+the heartbeat."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from basestations.selectors import devices_per_node
-from kws_admin.config import MODE_LABELS
-from kws_admin.services import config_read
-from redundancy.models import NodeState, Phase
-from redundancy.replication import replication_status
+from core.changelog import changelog_head
+from core.config import MODE_LABELS
+from core.models import NodeState, Phase
+from core.selectors import config_read
+from redundancy.models import ReplicationState
 from users.selectors import registration_progress
 
 
@@ -79,3 +82,40 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         devices=next((v for k, v in devices.items() if k != settings.NODE_NAME), None),
     )
     return own, peer, state
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def replication_status() -> dict[str, Any]:
+    """Replication figures of this node for the Status page and the heartbeat.
+
+    As a backup: ``position`` (last applied entry), ``master_head`` (as last
+    heard from the master), ``lag_entries`` and ``lag_seconds`` (0 when caught
+    up, else the time since a pull first found this backup behind). As a
+    master: ``head`` and the backup's acknowledged ``peer_position``.
+    """
+    state = ReplicationState.load()
+    head = changelog_head()
+    lag_entries = max(0, state.master_head - state.position)
+    lag_seconds = 0.0
+    if lag_entries and state.behind_since:
+        lag_seconds = max(0.0, (timezone.now() - state.behind_since).total_seconds())
+    return {
+        "head": head.seq,
+        "log_id": head.log_id,
+        "position": state.position,
+        "master_head": state.master_head,
+        "lag_entries": lag_entries,
+        "lag_seconds": round(lag_seconds, 3),
+        "last_pull_at": _iso(state.last_pull_at),
+        "last_applied_at": _iso(state.last_applied_at),
+        "last_applied_created": _iso(state.last_applied_created),
+        "applied_count": state.applied_count,
+        "snapshot_count": state.snapshot_count,
+        "last_error": state.last_error,
+        "peer_position": state.peer_position,
+        "peer_lag_entries": max(0, head.seq - state.peer_position),
+        "peer_acked_at": _iso(state.peer_acked_at),
+    }

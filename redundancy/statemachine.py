@@ -3,7 +3,7 @@
 ``decide(state, observations, now)`` returns the node's next state, the
 actions to carry out and one readable sentence saying why. It does no I/O and
 never reads the clock, so every rule of the application note is a unit test
-with a fake clock. ``redundancy.engine`` collects the observations, calls it
+with a fake clock. ``redundancy.runner`` collects the observations, calls it
 and carries out the actions.
 
 The rules, in the words of the application note:
@@ -18,7 +18,8 @@ The rules, in the words of the application note:
 - When the pair forms, the master splits the users 50/50 at random.
 - On a backup, configuration is locked (it is done on the master); during a
   failover on the backup nothing can be changed. A master is never locked: on
-  a backup failure it runs as a single server.
+  a backup failure it runs as a single server. (The rule is ``core.rules``;
+  a decision reports what it says for the new phase.)
 - Split brain: the two servers may lose each other while both still run. A
   server takes over only when the base stations confirm the peer is lost too
   (60 % + 1 of them report it unreachable); otherwise it says "peer
@@ -30,18 +31,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-SINGLE, NORMAL, PEER_LOST, FAILOVER, REJECTED = (
-    "single",
-    "normal",
-    "peer_lost",
-    "failover",
-    "rejected",
-)
-
-LOCK_BACKUP = "this server is the backup: configuration is done on the master"
-LOCK_FAILOVER = (
-    "failover: the master is lost; no settings, users or subscriptions can be changed "
-    "until it returns or this backup is promoted to master"
+# The phases and the lock rule are core's: every writer asks the same rule.
+from core.rules import (  # noqa: F401 (LOCK_* re-exported for the tests' tables)
+    FAILOVER,
+    LOCK_BACKUP,
+    LOCK_FAILOVER,
+    NORMAL,
+    PEER_LOST,
+    REJECTED,
+    SINGLE,
+    Scope,
+    write_rule,
 )
 
 
@@ -222,16 +222,9 @@ class Decision:
     handles_users: bool
 
 
-def _lock(mode: str, phase: str) -> tuple[bool, str]:
-    if mode != "slave":
-        return False, ""
-    if phase == FAILOVER:
-        return True, LOCK_FAILOVER
-    return True, LOCK_BACKUP
-
-
 def _decision(obs: Observations, state: State, actions: list[Action], reason: str) -> Decision:
-    locked, lock_reason = _lock(obs.mode, state.phase)
+    rule = write_rule(Scope.SHARED, mode=obs.mode, phase=state.phase)
+    locked, lock_reason = not rule.allowed, rule.reason
     idle_backup = obs.mode == "slave" and (
         state.phase == REJECTED or (state.phase != NORMAL and not state.joined_before)
     )

@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from redundancy import views
 
@@ -13,9 +13,4 @@ urlpatterns = [
     path("configuration/redundancy/promote/", views.backup_promote, name="backup_promote"),
     path("configuration/redundancy/switchover/", views.switchover, name="switchover"),
     path("events/", views.event_list, name="event_list"),
-]
-
-# The peer API between the two servers (signed; no login, no CSRF).
-urlpatterns += [
-    path("api/peer/", include("redundancy.api_urls")),
 ]

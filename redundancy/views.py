@@ -4,12 +4,13 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from kws_admin import config
-from kws_admin.services import config_read, config_update
-from kws_admin.services import database_uuid_reset as database_uuid_reset_service
+from core import config
+from core.models import Event, NodeState
+from core.selectors import config_read
+from core.services import config_update
+from core.services import database_uuid_reset as database_uuid_reset_service
 from redundancy import scenarios
 from redundancy.forms import RedundancyForm
-from redundancy.models import Event, NodeState
 from redundancy.selectors import pair_overview
 
 

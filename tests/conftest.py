@@ -28,7 +28,7 @@ def licensed(db, settings, license_vendor):
     from licensing.services import ari_ensure, license_install
 
     settings.LICENSE_PUBLIC_KEY = license_vendor.public_key
-    from kws_admin.services import config_read
+    from core.selectors import config_read
 
     ari = ari_ensure(actor="test") or config_read()["system.ari"]
     for product in (MASTER_REDUNDANCY, BACKUP_REDUNDANCY):

@@ -22,8 +22,8 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from kws_admin import config
-from kws_admin.services import config_read
+from core.selectors import config_read
+from users.config import registrar_address
 from users.models import DectUser, PeerRegistration, SipRegistration
 from users.selectors import handled_users
 from users.sip.client import Credentials, RegistrationStatus, SipRegistrationClient
@@ -48,7 +48,7 @@ def pbx_settings(values: dict[str, Any]) -> PbxSettings | None:
     if not values["sip.registrar"]:
         return None
     return PbxSettings(
-        server=config.registrar_address(values["sip.registrar"]),
+        server=registrar_address(values["sip.registrar"]),
         transport=values["sip.transport"],
         domain=values["sip.domain"],
         rate=values["sip.rate"],

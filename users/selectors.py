@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from kws_admin.services import config_read
-from redundancy.models import NodeState
+from core.models import NodeState
+from core.selectors import config_read
 from users.models import DectUser, PeerRegistration, SipRegistration
 
 LETTER = {"master": "M", "slave": "S", "single": "M"}

@@ -2,24 +2,34 @@
 
 Every write is one transaction together with its change-log entry (so it
 reaches the backup) and its event-log entry. A backup or a locked node refuses
-with ``redundancy.locks.Locked``; bad input raises ``ValidationError`` naming
+with ``core.locks.Locked``; bad input raises ``ValidationError`` naming
 the field and the rule, and writes nothing.
+
+The NODE column says which server handles each user: chosen when the user is
+created, split 50/50 at random when the pair forms (``users_rebalance``), and
+all of them moved to the survivor on a takeover (``users_take_over``).
 """
 
 from __future__ import annotations
 
 import random
 import re
+import time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from redundancy.engine import node_for_new_user
-from redundancy.replication import changelog_append, dect_user_data
-from redundancy.services import event_record
+from core.changelog import changelog_append
+from core.models import NodeState, Phase
+from core.selectors import config_read, peer_name
+from core.services import event_record
+from licensing.selectors import user_limit_message
 from users import ipei
 from users.models import DectUser, Node
+from users.replication import dect_user_data, dect_user_record, user_assignment_record
+from users.selectors import LETTER
 
 _FIRST = ["Anna", "Bo", "Carla", "Dev", "Emil", "Freja", "Gustav", "Hana", "Ida", "Jonas"]
 _LAST = ["Berg", "Holm", "Jensen", "Kaur", "Lund", "Madsen", "Nielsen", "Ortiz", "Park", "Quist"]
@@ -102,14 +112,8 @@ def _save(user: DectUser) -> None:
         ) from None
 
 
-def _record(user: DectUser) -> int:
-    return changelog_append(entity="user", op="upsert", key=str(user.pk), data=dect_user_data(user))
-
-
 def _user_limit_check(*, adding: int) -> None:
     """Refuse users beyond the licensed user count (none installed: no limit)."""
-    from licensing.selectors import user_limit_message
-
     message = user_limit_message(users_after=DectUser.objects.count() + adding)
     if message:
         raise ValidationError(message)
@@ -128,7 +132,7 @@ def dect_user_create(*, actor: str, **fields: Any) -> DectUser:
         dect_user_validate(user)
         _user_limit_check(adding=1)
         _save(user)
-        _record(user)
+        dect_user_record(user)
         event_record(kind="user", message=f"User {user} created.", actor=actor)
     return user
 
@@ -148,7 +152,7 @@ def dect_user_update(*, user: DectUser, actor: str, **fields: Any) -> DectUser:
             if not changed:
                 return user
             _save(user)
-            _record(user)
+            dect_user_record(user)
             shown = ", ".join("SIP password" if n == "sip_password" else n for n in changed)
             event_record(kind="user", message=f"User {user} changed: {shown}.", actor=actor)
     except Exception:
@@ -192,6 +196,67 @@ def dect_user_seed_demo(*, count: int, seed: int = 6000) -> int:
         _user_limit_check(adding=len(users))
         DectUser.objects.bulk_create(users)
         for user in users:
-            _record(user)
+            dect_user_record(user)
         event_record(kind="user", message=f"{len(users)} demo users created.", actor="kwsdemo")
     return len(users)
+
+
+# --- NODE: which server handles each user ------------------------------------
+
+
+def node_for_new_user() -> str:
+    """The NODE of a user created now. While the pair is formed (a master in phase
+    normal) at random, half each, so the split stays about 50/50 between rebalances;
+    otherwise this server: a single server, or a master running without its backup."""
+    values = config_read()
+    if values["redundancy.mode"] == "master" and NodeState.load().phase == Phase.NORMAL:
+        return random.SystemRandom().choice(("M", "S"))
+    return "M"
+
+
+def assign_all_to_self() -> int:
+    """Mark every user as handled by this server (replicated when this is the master);
+    return how many users that is."""
+    mode = config_read()["redundancy.mode"]
+    with transaction.atomic():
+        DectUser.objects.exclude(node=LETTER[mode]).update(node=LETTER[mode])
+        if mode == "master":
+            user_assignment_record()
+        return DectUser.objects.count()
+
+
+def users_take_over(*, started_at: float) -> int:
+    """Make this server handle every user of the lost peer; return how many moved.
+    ``started_at`` (epoch) is when the takeover was decided, for the event."""
+    mode = config_read()["redundancy.mode"]
+    mine = LETTER[mode]
+    with transaction.atomic():
+        moved = DectUser.objects.exclude(node=mine).update(node=mine)
+        if mode == "master":
+            user_assignment_record()
+    took = time.time() - started_at
+    event_record(
+        kind="failover_finished",
+        message=f"Failover finished: {moved} users of {peer_name()} moved to "
+        f"{settings.NODE_NAME} in {took:.2f} s",
+    )
+    return moved
+
+
+def users_rebalance() -> tuple[int, int]:
+    """Master: assign each user to master or backup at random, half each."""
+    with transaction.atomic():
+        ids = list(DectUser.objects.values_list("id", flat=True))
+        random.SystemRandom().shuffle(ids)
+        half = len(ids) // 2
+        to_master, to_backup = ids[:half], ids[half:]
+        DectUser.objects.filter(id__in=to_master).update(node="M")
+        DectUser.objects.filter(id__in=to_backup).update(node="S")
+        user_assignment_record(to_master=to_master, to_backup=to_backup)
+        event_record(
+            kind="rebalance",
+            message=f"Rebalanced {len(ids)} users: {len(to_master)} to master "
+            f"{settings.NODE_NAME}, "
+            f"{len(to_backup)} to backup {peer_name()}",
+        )
+    return len(to_master), len(to_backup)

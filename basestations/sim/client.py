@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from basestations import protocol
-from redundancy import signing
+from core import signing
 
 
 class Unreachable(Exception):

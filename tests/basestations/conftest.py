@@ -10,9 +10,9 @@ import pytest
 
 from basestations import protocol
 from basestations.services import basestation_create, media_resource_create
-from kws_admin.services import config_update
-from redundancy import signing
-from redundancy.models import NodeState
+from core import signing
+from core.models import NodeState
+from core.services import config_update
 
 SECRET = "device-secret-for-tests"
 MAC = "00:13:D1:0A:0B:01"

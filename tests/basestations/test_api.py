@@ -8,8 +8,9 @@ from django.utils import timezone
 from basestations import protocol
 from basestations.models import BaseStationLink, MediaResourceLink
 from basestations.selectors import handset_last_seen
-from kws_admin.services import config_read, config_update
-from redundancy.models import Event, NodeState
+from core.models import Event, NodeState
+from core.selectors import config_read
+from core.services import config_update
 from tests.basestations.conftest import MAC, MEDIA_MAC, become_backup, become_master, report
 
 pytestmark = [pytest.mark.django_db]

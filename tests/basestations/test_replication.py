@@ -6,7 +6,8 @@ from django.utils import timezone
 from basestations import replication
 from basestations.models import BaseStation, BaseStationLink, MediaResource
 from basestations.services import basestation_create, media_resource_create
-from redundancy.replication import ENTITIES, ApplyError, ChangeLogEntry
+from core.changelog import ENTITIES, ApplyError
+from core.models import ChangeLogEntry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 

@@ -13,7 +13,7 @@ from basestations.selectors import (
     witness_report,
 )
 from basestations.services import devices_provision
-from redundancy.models import NodeState
+from core.models import NodeState
 from tests.basestations.conftest import become_backup, become_master
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]

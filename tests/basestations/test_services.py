@@ -14,8 +14,8 @@ from basestations.services import (
     media_resource_delete,
     media_resource_update,
 )
-from redundancy.locks import Locked
-from redundancy.models import ChangeLogEntry, Event
+from core.locks import Locked
+from core.models import ChangeLogEntry, Event
 from tests.basestations.conftest import become_backup
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
@@ -137,9 +137,12 @@ def test_a_backup_refuses_every_configuration_write(phase):
 
 
 def test_a_locked_master_refuses_too():
-    from redundancy.models import NodeState
+    from django.utils import timezone
 
-    NodeState.objects.update_or_create(pk=1, defaults={"locked": True, "lock_reason": "switchover"})
+    from core.models import NodeState
+
+    # Handing its role to the backup: a switchover in progress.
+    NodeState.objects.update_or_create(pk=1, defaults={"switchover_since": timezone.now()})
     with pytest.raises(Locked, match="switchover"):
         basestation_create(actor="t", name="RFP 1", mac="00:13:D1:0A:0B:01")
 

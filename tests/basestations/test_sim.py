@@ -13,7 +13,7 @@ from django.core.management import call_command
 from basestations import protocol
 from basestations.sim import Answer, SimDevice, Simulation, Unreachable, keepalive_once
 from basestations.sim.device import REFUSED_RETRY
-from redundancy import signing
+from core import signing
 
 SECRET = "device-secret-for-tests"
 A, B = "10.0.0.1:8000", "10.0.0.2:8001"
@@ -261,7 +261,7 @@ def test_keepalive_once_reports_an_unreachable_server():
 def test_simulated_devices_attach_to_a_real_node_and_report_their_handsets(live_server, licensed):
     from basestations.models import BaseStationLink
     from basestations.selectors import handset_last_seen, witness_report
-    from kws_admin.services import config_update
+    from core.services import config_update
 
     config_update(changes={"system.device_secret": SECRET}, actor="test")
     call_command("kwssim", "--provision", "--seconds", "0", "--basestations", "3", "--media", "1")
@@ -276,7 +276,7 @@ def test_simulated_devices_attach_to_a_real_node_and_report_their_handsets(live_
 
 @pytest.mark.django_db(transaction=True)
 def test_kwssim_runs_devices_and_prints_their_state_changes(live_server, licensed, capsys):
-    from kws_admin.services import config_update
+    from core.services import config_update
 
     config_update(changes={"system.device_secret": SECRET}, actor="test")
     call_command("kwssim", "--provision", "--seconds", "0", "--basestations", "2", "--media", "0")

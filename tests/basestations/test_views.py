@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from basestations.models import BaseStation, BaseStationLink, MediaResource
 from basestations.services import basestation_create, devices_provision, media_resource_create
-from redundancy.models import NodeState
+from core.models import NodeState
 from tests.basestations.conftest import MAC, become_backup, become_master
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]

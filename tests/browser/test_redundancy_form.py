@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from kws_admin.models import PasswordChangeRequired
-from kws_admin.services import config_read
+from accounts.models import PasswordChangeRequired
+from core.selectors import config_read
 
 pytestmark = [
     pytest.mark.browser,
@@ -66,7 +66,7 @@ def test_the_header_refreshes_live(live_server, page):
     get_user_model().objects.create_superuser("admin", password="initial-Passw0rd")
     log_in(page, live_server.url)
     expect(page.locator('#node-header [data-field="mode"]')).to_have_text("single")
-    from kws_admin.services import config_update
+    from core.services import config_update
 
     config_update(
         changes={"redundancy.mode": "slave", "redundancy.peer": "10.0.0.1",

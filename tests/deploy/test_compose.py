@@ -512,3 +512,12 @@ def test_kamailio_cfg_parses(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "127.0.0.1 [127.0.0.1]:15999" in output
+
+
+def test_the_image_holds_every_app_of_the_project():
+    from django.conf import settings
+
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    apps = [app for app in settings.INSTALLED_APPS if (ROOT / app / "apps.py").exists()]
+    missing = [app for app in apps if f"COPY {app}/ {app}/" not in dockerfile]
+    assert len(apps) >= 7 and not missing, f"the Dockerfile does not copy {missing}"

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from kws_admin.models import PasswordChangeRequired
+from accounts.models import PasswordChangeRequired
 
 pytestmark = pytest.mark.django_db
 

@@ -57,8 +57,8 @@ def node_setup(*, ari: str = OWN_ARI, mode: str = "single", licensed: bool = Tru
     A master or backup first gets the license its node type needs, as an
     administrator must install it before saving the node type. ``licensed=False``
     makes a node that lost its license since (its rows written directly)."""
-    from kws_admin.models import ConfigValue
-    from kws_admin.services import config_update
+    from core.models import ConfigValue
+    from core.services import config_update
     from licensing.products import REQUIRED_FOR_MODE
     from licensing.services import license_install
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kws_admin import config
+from core import config
 from licensing.ari import (
     AriError,
     ari_fields,

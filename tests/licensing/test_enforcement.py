@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from kws_admin.config import ConfigError
-from kws_admin.services import config_read, config_update
+from core.config import ConfigError
+from core.selectors import config_read
+from core.services import config_update
 from licensing.products import BACKUP_REDUNDANCY, MASTER_REDUNDANCY, USER_LICENSE
 from licensing.services import license_install
 from tests.licensing.factories import OWN_ARI, PAIRING_SECRET, node_setup
@@ -86,7 +87,7 @@ def five_users(node):
 def test_a_user_beyond_the_licensed_count_is_refused_and_nothing_is_written(five_users):
     from django.core.exceptions import ValidationError
 
-    from redundancy.models import ChangeLogEntry
+    from core.models import ChangeLogEntry
     from users.models import DectUser
     from users.services import dect_user_create
 

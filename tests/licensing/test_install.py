@@ -6,15 +6,16 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from kws_admin import config
-from kws_admin.services import config_read, config_update
+from core import config
+from core.locks import Locked
+from core.models import Event, NodeState, Phase
+from core.selectors import config_read
+from core.services import config_update
 from licensing.codes import LicenseRefused
 from licensing.models import License
 from licensing.products import BACKUP_REDUNDANCY, MASTER_REDUNDANCY, USER_LICENSE
 from licensing.selectors import licensed_features
 from licensing.services import license_install
-from redundancy.locks import Locked
-from redundancy.models import Event, NodeState, Phase
 from tests.licensing.factories import OTHER_ARI, OWN_ARI, Vendor, node_setup
 
 pytestmark = pytest.mark.django_db
@@ -122,9 +123,8 @@ def test_a_backup_installs_its_own_license_although_its_configuration_is_locked(
 
 
 def test_nothing_is_installed_during_a_failover(node):
-    NodeState.objects.update_or_create(
-        pk=1, defaults={"phase": Phase.FAILOVER, "locked": True, "lock_reason": "failover running"}
-    )
+    node_setup(mode="slave", licensed=False)  # a backup that has taken over
+    NodeState.objects.update_or_create(pk=1, defaults={"phase": Phase.FAILOVER})
     with pytest.raises(Locked):
         license_install(text=node.issue(), actor="alice")
     assert not License.objects.exists()

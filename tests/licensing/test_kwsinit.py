@@ -5,8 +5,8 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from kws_admin.models import ConfigValue
-from kws_admin.services import config_read
+from core.models import ConfigValue
+from core.selectors import config_read
 from licensing.ari import ari_parse
 from licensing.models import License
 from licensing.products import MASTER_REDUNDANCY

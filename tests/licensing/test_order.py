@@ -5,10 +5,10 @@ from datetime import date
 import pytest
 from django.urls import reverse
 
+from core.models import NodeState
 from licensing.order import UPGRADE_WARNING, OrderRequest, order_check, order_servers, order_text
 from licensing.products import BACKUP_REDUNDANCY, MASTER_REDUNDANCY
 from licensing.services import license_install
-from redundancy.models import NodeState
 from tests.licensing.factories import OTHER_ARI, OWN_ARI, node_setup
 
 TODAY = date(2025, 5, 6)

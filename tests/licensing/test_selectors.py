@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.models import NodeState, Phase
 from licensing.products import BACKUP_REDUNDANCY, FEATURE_LICENSE, MASTER_REDUNDANCY, USER_LICENSE
 from licensing.selectors import (
     licensed_features,
@@ -13,7 +14,6 @@ from licensing.selectors import (
     user_limit_message,
 )
 from licensing.services import license_install
-from redundancy.models import NodeState, Phase
 from tests.licensing.factories import OTHER_ARI, OWN_ARI, node_setup
 
 pytestmark = pytest.mark.django_db

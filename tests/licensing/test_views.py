@@ -4,10 +4,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from core.models import NodeState, Phase
 from licensing.models import License
 from licensing.products import BACKUP_REDUNDANCY, MASTER_REDUNDANCY
 from licensing.services import license_install
-from redundancy.models import NodeState, Phase
 from tests.licensing.factories import OTHER_ARI, OWN_ARI, node_setup
 
 pytestmark = pytest.mark.django_db
@@ -78,11 +78,10 @@ def test_a_post_without_the_csrf_token_is_refused(admin_user, node):
 
 
 def test_a_failover_lock_is_shown_on_the_form(admin_client, node):
-    NodeState.objects.update_or_create(
-        pk=1, defaults={"phase": Phase.FAILOVER, "locked": True, "lock_reason": "failover running"}
-    )
+    node_setup(mode="slave", licensed=False)  # a backup that has taken over
+    NodeState.objects.update_or_create(pk=1, defaults={"phase": Phase.FAILOVER})
     response = admin_client.post(reverse("license_install"), {"code": node.issue()})
-    assert "configuration locked: failover running" in response.text
+    assert "configuration locked: failover: the master is lost" in response.text
 
 
 def test_the_page_says_which_product_a_master_without_license_needs(admin_client, db, trusted):

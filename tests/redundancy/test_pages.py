@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from kws_admin.services import config_update
-from redundancy.models import Event, NodeState, Phase
+from core.models import Event, NodeState, Phase
+from core.services import config_update
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 

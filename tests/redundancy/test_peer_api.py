@@ -6,9 +6,9 @@ import time
 import pytest
 from django.test import Client
 
-from kws_admin.services import config_update
-from redundancy import signing
-from redundancy.models import Event, NodeState
+from core import signing
+from core.models import Event, NodeState
+from core.services import config_update
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
@@ -52,7 +52,7 @@ def test_a_signed_heartbeat_is_answered_with_a_signed_status(master):
 
 
 def test_the_verdict_names_a_firmware_mismatch(master):
-    from kws_admin.services import config_read
+    from core.selectors import config_read
 
     uuid = config_read()["redundancy.database_uuid"]
     answer = post(backup_status(firmware="PCS05A", database_uuid=uuid))[0].json()

@@ -8,11 +8,17 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from kws_admin.models import PasswordChangeRequired
-from redundancy import replication, signing
-from redundancy.locks import Locked
-from redundancy.models import ChangeLogEntry, NodeState, Phase, ReplicationState
-from redundancy.replication import admin_password_set
+from accounts import replication as accounts_replication
+from accounts import services as accounts_services
+from accounts.models import PasswordChangeRequired
+from accounts.services import admin_password_set
+from core import signing
+from core.changelog import changelog_head
+from core.locks import Locked
+from core.models import ChangeLogEntry, NodeState, Phase
+from redundancy import api as redundancy_api
+from redundancy import follower
+from redundancy.models import ReplicationState
 from tests.redundancy.test_replication_fakes import (
     SECRET,
     UUID,
@@ -90,9 +96,9 @@ def test_a_nudge_makes_the_backup_pull_and_answer_its_position(monkeypatch):
     def pull(*, nudged):
         pulls.append(nudged)
         ReplicationState.objects.filter(pk=1).update(position=42)
-        return replication.PullResult("applied", 42, applied=1)
+        return follower.PullResult("applied", 42, applied=1)
 
-    monkeypatch.setattr(replication, "replication_pull", pull)
+    monkeypatch.setattr(redundancy_api, "replication_pull", pull)
     answer = peer("POST", "/api/peer/nudge", {"head": 42}).json()
     assert answer["position"] == 42 and pulls == [True]
 
@@ -127,18 +133,24 @@ def test_a_password_change_on_the_master_is_replicated(admin, client):
 
 def test_a_backup_that_has_not_joined_changes_its_own_account_locally(admin, client):
     become_backup(phase=Phase.SINGLE)
-    ReplicationState.objects.create(pk=1, master_log_id="some-log", position=5)
+    ReplicationState.objects.create(
+        pk=1, master_uuid=UUID, master_log_id="some-log", position=5,
+        local_log_id=changelog_head().log_id,
+    )  # fmt: skip
+    at_position = follower._Page(database_uuid=UUID, log_id="some-log", head=5)
+    assert follower._resync_reason(ReplicationState.load(), at_position) == ""
     client.force_login(admin)
     assert change_password(client).status_code == 302
     assert not ChangeLogEntry.objects.exists()
     assert not PasswordChangeRequired.objects.exists()
-    assert ReplicationState.load().master_log_id == ""  # its next pull resyncs
+    # its next pull resyncs
+    assert follower._resync_reason(ReplicationState.load(), at_position)
 
 
 def test_a_joined_backup_forwards_a_password_change_to_the_master(admin, client, monkeypatch):
     become_backup()
     forwarded = []
-    monkeypatch.setattr(replication, "_admin_forward", forwarded.append)
+    monkeypatch.setattr(accounts_services, "_admin_forward", forwarded.append)
     client.force_login(admin)
     assert change_password(client).status_code == 302
     assert forwarded[0]["username"] == "admin"
@@ -170,7 +182,7 @@ def test_the_master_accepts_a_forwarded_account_change():
     user = get_user_model().objects.create_superuser("admin", password="initial-pw-1")
     PasswordChangeRequired.objects.create(user=user)
     user.set_password("from-the-backup-1")
-    data = {**replication.admin_account_data(user), "password_change_required": False}
+    data = {**accounts_replication.admin_account_data(user), "password_change_required": False}
     response = peer("POST", "/api/peer/admin_account", data)
     assert response.status_code == 200
     user.refresh_from_db()

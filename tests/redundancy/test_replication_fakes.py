@@ -15,9 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kws_admin.models import ConfigValue
-from redundancy.models import NodeState, Phase
-from redundancy.peer import PeerError
+from core.models import ConfigValue, NodeState, Phase
+from core.peer import PeerError
 from users import ipei
 
 SECRET = "pairing-secret-0123456789"
@@ -127,7 +126,8 @@ class FakeMaster:
 
 @pytest.mark.django_db
 def test_the_fake_master_answers_with_the_real_masters_shape():
-    from redundancy.replication import changes_page, snapshot_build
+    from core.changelog import snapshot_build
+    from redundancy.durability import changes_page
     from users.services import dect_user_create
 
     become_master()

@@ -6,12 +6,15 @@ import time
 import pytest
 from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
+from django.utils import timezone
 
-from redundancy import replication
-from redundancy.locks import Locked
-from redundancy.models import ChangeLogEntry, ChangeLogHead, NodeState, Phase, ReplicationState
-from redundancy.peer import PeerError
-from redundancy.replication import changelog_append, changelog_trim, replication_nudge
+from core.changelog import changelog_append, changelog_retire, changelog_trim
+from core.locks import Locked
+from core.models import ChangeLogEntry, ChangeLogHead, NodeState, Phase
+from core.peer import PeerError
+from redundancy import durability
+from redundancy.durability import replication_nudge
+from redundancy.models import ReplicationState
 from tests.redundancy.test_replication_fakes import become_backup, become_master, user_row
 
 pytestmark = pytest.mark.django_db
@@ -66,9 +69,9 @@ def test_a_backup_refuses_every_replicated_write():
 
 
 def test_a_locked_master_refuses_too():
-    become_master()
-    NodeState.objects.update_or_create(pk=1, defaults={"locked": True, "lock_reason": "failover"})
-    with pytest.raises(Locked, match="failover"), transaction.atomic():
+    become_master()  # handing its role to the backup: a switchover in progress
+    NodeState.objects.update_or_create(pk=1, defaults={"switchover_since": timezone.now()})
+    with pytest.raises(Locked, match="switchover"), transaction.atomic():
         append(1)
 
 
@@ -131,8 +134,8 @@ def in_sync_master(monkeypatch):
     become_master()
     NodeState.objects.update_or_create(pk=1, defaults={"phase": Phase.NORMAL})
     backup = FakeBackup()
-    monkeypatch.setattr(replication, "_nudge_client", lambda: backup)
-    replication._nudged.through = 0
+    monkeypatch.setattr(durability, "_nudge_client", lambda: backup)
+    durability._nudged.mark = None
     return backup
 
 
@@ -156,6 +159,21 @@ def test_every_separate_write_waits_for_its_own_acknowledgement(
     assert [payload["head"] for _, _, payload in in_sync_master.calls] == [1, 2]
 
 
+def test_a_save_after_this_node_restarted_its_log_still_waits_for_the_backup(
+    in_sync_master, django_capture_on_commit_callbacks
+):
+    """Master, then backup (a snapshot restarts this node's log at 0), then master again,
+    all in one process: the numbers of the old log must not vouch for the new one's."""
+    for pk in (1, 2, 3):
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            append(pk)
+    with transaction.atomic():
+        changelog_retire()  # what applying a snapshot of another master does
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert append(4) == 1
+    assert [payload["head"] for _, _, payload in in_sync_master.calls] == [1, 2, 3, 1]
+
+
 def test_no_nudge_while_the_backup_is_not_in_sync(
     in_sync_master, django_capture_on_commit_callbacks
 ):
@@ -170,7 +188,7 @@ def test_an_absent_backup_does_not_fail_the_write_and_is_logged_once_a_minute(
     in_sync_master, django_capture_on_commit_callbacks, caplog, monkeypatch
 ):
     in_sync_master.error = "peer 127.0.0.1:9 unreachable: connection refused"
-    monkeypatch.setattr(replication, "_quiet_until", {})
+    monkeypatch.setattr(durability, "_quiet_until", {})
     for pk in (1, 2, 3):
         with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
             append(pk)
@@ -192,7 +210,7 @@ def test_a_backup_that_answers_an_older_position_has_not_acknowledged(in_sync_ma
 
 @pytest.mark.django_db(transaction=True)
 def test_a_snapshot_reads_one_moment_without_blocking_writers():
-    from redundancy.replication import snapshot_build
+    from core.changelog import snapshot_build
 
     become_master()
     with transaction.atomic():

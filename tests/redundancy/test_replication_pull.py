@@ -5,14 +5,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
-from kws_admin.models import PasswordChangeRequired
-from redundancy.models import ChangeLogEntry, ChangeLogHead, Event, Phase, ReplicationState
-from redundancy.replication import (
-    BATCH_SIZE,
-    changelog_head,
-    replication_pull,
-    replication_status,
-)
+from accounts.models import PasswordChangeRequired
+from core.changelog import changelog_head
+from core.models import ChangeLogEntry, ChangeLogHead, Event, Phase
+from redundancy.follower import BATCH_SIZE, replication_pull
+from redundancy.models import ReplicationState
+from redundancy.selectors import replication_status
 from tests.redundancy.test_replication_fakes import UUID, FakeMaster, become_backup, user_row
 from users.models import DectUser
 
@@ -282,7 +280,7 @@ def test_a_conflict_with_local_data_resyncs_from_a_snapshot(joined):
 
 
 def test_a_concurrent_pull_that_moved_the_position_is_not_applied_twice(joined, monkeypatch):
-    from redundancy import replication
+    from redundancy import follower as replication
 
     joined.upsert(1)
     joined.upsert(2)

@@ -1,16 +1,19 @@
 """The switchover's two sides with a peer in memory: the backup catches up to the exact
 head before it becomes master, and a lost answer never leaves two masters unnoticed."""
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from kws_admin.services import config_read
+from core.locks import Locked
+from core.models import Event, NodeState, Phase
+from core.peer import PeerError
+from core.selectors import config_read
 from redundancy import scenarios
-from redundancy.models import Event, NodeState, Phase, ReplicationState
-from redundancy.peer import PeerError
-from redundancy.replication import replication_pull
+from redundancy.follower import replication_pull
+from redundancy.models import ReplicationState
 from tests.redundancy.test_replication_fakes import FakeMaster, become_backup, become_master
 from users.models import DectUser
 
@@ -108,6 +111,70 @@ def test_a_backup_that_no_longer_answers_leaves_this_master_saying_it_is_in_doub
     assert "check kws-b's node type" in str(info.value)
     assert config_read()["redundancy.mode"] == "master"
     assert backup.calls.count("/api/peer/heartbeat") >= 2  # asked again until the timeout
+
+
+@dataclass
+class WritingBackup:
+    """A backup that, while the master waits for its answer, pulls from the master (which
+    records the position it was asked from) while an administrator tries a write on the
+    master: each from a connection of its own, as the web server's requests would."""
+
+    seen: dict[str, Any] = field(default_factory=dict)
+
+    def _meanwhile(self, name: str, work) -> None:
+        from django.db import connection
+
+        def run() -> None:
+            try:
+                self.seen[name] = work()
+            except Exception as exc:  # noqa: BLE001 (recorded for the test to assert on)
+                self.seen[name] = exc
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(3)
+        if thread.is_alive():
+            self.seen[name] = "still waiting after 3 s"
+            thread.join()
+
+    def call(self, method: str, path: str, payload: Any = None) -> Any:
+        from users.services import dect_user_create
+
+        self._meanwhile(
+            "pull",
+            lambda: (
+                ReplicationState.objects.update_or_create(
+                    pk=1, defaults={"peer_position": payload["head"]}
+                )
+                and "recorded"
+            ),
+        )
+        self._meanwhile("write", lambda: dect_user_create(actor="bob", extension="4711"))
+        return {"position": payload["head"], "node": "kws-b"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_roles_swap_writes_are_refused_and_no_database_lock_is_held(paired_master):
+    backup = WritingBackup()
+    result = scenarios.switchover_start(actor="alice", client=backup)
+    assert result["new_master"] == "kws-b"
+    assert backup.seen["pull"] == "recorded"
+    assert isinstance(backup.seen["write"], Locked) and "switchover" in backup.seen["write"].reason
+    assert not DectUser.objects.filter(extension="4711").exists()
+    assert config_read()["redundancy.mode"] == "slave"
+    assert NodeState.load().switchover_since is None
+
+
+def test_a_refused_switchover_leaves_the_master_writing(paired_master):
+    from users.services import dect_user_create
+
+    with pytest.raises(scenarios.ScenarioError):
+        scenarios.switchover_start(actor="alice", client=FakeBackup(mode="slave"),
+                                   confirm_client=FakeBackup(mode="slave"))  # fmt: skip
+    assert NodeState.load().switchover_since is None
+    dect_user_create(actor="bob", extension="4712")
 
 
 @pytest.mark.parametrize(

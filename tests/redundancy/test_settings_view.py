@@ -3,9 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from kws_admin.models import ConfigValue
-from kws_admin.services import config_read, config_update
-from redundancy.models import Event
+from core.models import ConfigValue, Event
+from core.selectors import config_read
+from core.services import config_update
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 

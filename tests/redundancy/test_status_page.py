@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from kws_admin.services import config_update
-from redundancy.models import NodeState, Phase
+from core.models import NodeState, Phase
+from core.services import config_update
 from tests.redundancy.test_replication_fakes import become_master
 from users.models import DectUser, SipRegistration
 from users.services import dect_user_create

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +109,26 @@ class LineLog:
 
 @dataclass
 class NodeDB:
-    """Reads a node's own database directly, as an observer outside the node."""
+    """Reads a node's own database directly, as an observer outside the node: PostgreSQL
+    (``postgresql://...``), or the embedded default's SQLite file (``sqlite:PATH``)."""
 
     url: str
 
     def rows(self, sql: str, *params: Any) -> list[tuple]:
+        if self.url.startswith("sqlite:"):
+            path = self.url.removeprefix("sqlite:")
+            if not Path(path).exists():
+                return []
+            conn = sqlite3.connect(path, timeout=20)
+            try:
+                rows = conn.execute(sql.replace("%s", "?"), params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []  # not migrated yet
+                raise
+            finally:
+                conn.close()
+            return [tuple(_sqlite_value(v) for v in row) for row in rows]
         with psycopg.connect(self.url, autocommit=True) as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -120,14 +137,14 @@ class NodeDB:
         return rows[0][0] if rows else None
 
     def phase(self) -> str | None:
-        return self.value("select phase from redundancy_nodestate where id = 1")
+        return self.value("select phase from core_nodestate where id = 1")
 
     def locked(self) -> bool:
-        return bool(self.value("select locked from redundancy_nodestate where id = 1"))
+        return bool(self.value("select locked from core_nodestate where id = 1"))
 
     def events(self, kind: str) -> list[tuple]:
         return self.rows(
-            "select created, message from redundancy_event where kind = %s order by id", kind
+            "select created, message from core_event where kind = %s order by id", kind
         )
 
     def event_since(self, kind: str, since: float) -> tuple[float, str] | None:
@@ -141,7 +158,31 @@ class NodeDB:
         return dict(self.rows("select node, count(*) from users_dectuser group by node"))
 
     def config(self, key: str) -> str | None:
-        return self.value("select value from kws_admin_configvalue where key = %s", key)
+        return self.value("select value from core_configvalue where key = %s", key)
+
+
+def _sqlite_value(value: Any) -> Any:
+    """Django keeps datetimes in SQLite as UTC text; read them back as aware datetimes."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == " ":
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        except ValueError:
+            return value
+    return value
+
+
+@contextmanager
+def embedded_stack(name: str, *, log: LineLog, tmp: Path, port: int | None = None,
+                   env: dict[str, str] | None = None) -> Iterator[tuple[Node, NodeDB]]:  # fmt: skip
+    """A node on the embedded default (SQLite and the filesystem broker in its data
+    folder, no servers), and the node (not started)."""
+    node = Node(name, port or free_port(), tmp / name, env=dict(env or {}), output=log)
+    # The test run's own database and broker settings must not reach this node.
+    node.env = {**node.env, "KWS_DATABASE_URL": "", "KWS_BROKER_URL": ""}
+    try:
+        yield node, NodeDB(f"sqlite:{node.data_dir / 'db.sqlite3'}")
+    finally:
+        node.stop()
 
 
 @contextmanager
@@ -255,7 +296,7 @@ class Pair:
         wait_until(self.in_sync, timeout=timeout, what="the backup to apply the master's log")
 
     def in_sync(self) -> bool:
-        head = self.master_db.value("select seq from redundancy_changeloghead where id = 1") or 0
+        head = self.master_db.value("select seq from core_changeloghead where id = 1") or 0
         position = self.backup_db.value(
             "select position from redundancy_replicationstate where id = 1"
         )
@@ -266,7 +307,7 @@ class Pair:
 def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int = 2,
                  master_env=None, backup_env=None, backup_init=(),
                  licensed_users: int = 500, backup_licensed_users: int | None = None,
-                 peer_proxies: list[PeerLinkProxy] | None = None,
+                 peer_proxies: list[PeerLinkProxy] | None = None, embedded: bool = False,
                  ) -> Iterator[Pair]:  # fmt: skip
     """A master and a backup, each on its own PostgreSQL and Redis, licensed, paired, started.
 
@@ -274,22 +315,20 @@ def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int
     made for this cluster: the redundancy license and a user license
     (``backup_licensed_users`` gives the backup another user count). With
     ``peer_proxies`` (an empty list to fill) each server reaches the other through a
-    PeerLinkProxy, so a test can cut the link between them.
+    PeerLinkProxy, so a test can cut the link between them. ``embedded``: both on the
+    embedded default (SQLite and the filesystem broker each) instead.
     """
+    stack_of = embedded_stack if embedded else node_stack
     vendor = Vendor.create()
     license_env = {"KWS_LICENSE_PUBLIC_KEY": vendor.public_key}
     master_ari = ari_generate()
     backup_ari = ari_generate(avoid={master_ari})
     with ExitStack() as stack:
         master, master_db = stack.enter_context(
-            node_stack(
-                "master", log=log, tmp=tmp, env={**FAST, **license_env, **(master_env or {})}
-            )
+            stack_of("master", log=log, tmp=tmp, env={**FAST, **license_env, **(master_env or {})})
         )
         backup, backup_db = stack.enter_context(
-            node_stack(
-                "backup", log=log, tmp=tmp, env={**FAST, **license_env, **(backup_env or {})}
-            )
+            stack_of("backup", log=log, tmp=tmp, env={**FAST, **license_env, **(backup_env or {})})
         )
         common = [f"--set=redundancy.secret={SECRET}", f"--set=redundancy.failover_time={failover_time}",
                   "--admin=admin", f"--admin-password={ADMIN_PASSWORD}"]  # fmt: skip

@@ -31,7 +31,7 @@ MIXED_CHANGES = """
 import json, random
 from basestations.models import BaseStation
 from basestations.services import basestation_create, basestation_delete, basestation_update
-from kws_admin.services import config_update
+from core.services import config_update
 from users import ipei
 from users.models import DectUser
 from users.services import dect_user_create, dect_user_delete, dect_user_update
@@ -97,11 +97,11 @@ def export(db: NodeDB) -> dict[str, list[tuple]]:
         "users": db.rows(f"select {USER_COLUMNS} from users_dectuser order by id"),
         "admins": db.rows(f"select {ADMIN_COLUMNS} from auth_user order by username"),
         "must_change": db.rows(
-            "select u.username from kws_admin_passwordchangerequired p "
+            "select u.username from accounts_passwordchangerequired p "
             "join auth_user u on u.id = p.user_id order by 1"
         ),
         "settings": db.rows(
-            "select key, value from kws_admin_configvalue where key not like 'redundancy.%%' "
+            "select key, value from core_configvalue where key not like 'redundancy.%%' "
             "and key <> 'system.ari' order by key"
         ),
         "basestations": db.rows(
@@ -114,7 +114,7 @@ def export(db: NodeDB) -> dict[str, list[tuple]]:
 
 
 def head(db: NodeDB) -> int:
-    return db.value("select seq from redundancy_changeloghead where id = 1") or 0
+    return db.value("select seq from core_changeloghead where id = 1") or 0
 
 
 def position(db: NodeDB) -> int:
@@ -163,13 +163,13 @@ def test_a_backup_with_another_database_uuid_applies_nothing_and_says_why(tmp_pa
         pair.backup.start(roles=("web",))
         pair.backup.wait_ready()
         pair.backup.manage("kwsconfig", "set", f"redundancy.database_uuid={other}")
-        pair.backup_db.rows("update redundancy_nodestate set phase = 'normal' where id = 1 "
+        pair.backup_db.rows("update core_nodestate set phase = 'normal' where id = 1 "
                             "returning id")  # fmt: skip
         before = export(pair.backup_db)
         master_uuid = pair.master_db.config("redundancy.database_uuid")
         create_user(pair.master, "4343")
         for _ in range(2):
-            outcome = run(pair.backup, "from redundancy.replication import replication_pull; "
+            outcome = run(pair.backup, "from redundancy.follower import replication_pull; "
                                        "print(replication_pull().outcome)")  # fmt: skip
             assert outcome == "refused"
         assert export(pair.backup_db) == before
@@ -182,8 +182,8 @@ def test_a_backup_with_another_database_uuid_applies_nothing_and_says_why(tmp_pa
 # The backup's applying process stops dead in the middle of its second batch.
 PULL_UNTIL_KILLED = """
 import sys, time
-from redundancy import replication
-from redundancy.models import NodeState
+from redundancy import follower as replication
+from core.models import NodeState
 NodeState.objects.filter(pk=1).update(phase="normal")
 real, applied = replication._entry_apply, [0]
 def slow(entry):
@@ -227,7 +227,7 @@ def test_a_backup_killed_while_applying_a_batch_converges_after_restart(tmp_path
         extensions = [row[1] for row in export(pair.backup_db)["users"]]
         assert len(extensions) == len(set(extensions))
         assert not pair.backup_db.rows(
-            "select 1 from redundancy_event where kind = 'replication' and severity = 'error'"
+            "select 1 from core_event where kind = 'replication' and severity = 'error'"
         )
 
 

@@ -52,7 +52,7 @@ def test_a_cut_link_causes_no_takeover_and_the_pair_rejoins_with_nothing_lost(
                 assert db.phase() == "peer_lost"
                 assert not db.events("failover_started")
                 assert "peer unreachable, no takeover" in db.value(
-                    "select reason from redundancy_nodestate where id = 1"
+                    "select reason from core_nodestate where id = 1"
                 )
             # Each server keeps serving its own users; the devices stay on the master.
             assert pair.backup_db.users_by_node() == before["S"]

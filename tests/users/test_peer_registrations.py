@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from redundancy.models import NodeState, Phase
+from core.models import NodeState, Phase
 from tests.redundancy.test_peer_api import backup_status, master, post  # noqa: F401 (fixture)
 from users.models import DectUser, PeerRegistration, SipRegistration
 from users.registration import peer_registration_rows_parse, peer_registrations_record

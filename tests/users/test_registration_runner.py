@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
-from kws_admin.services import config_update
+from core.services import config_update
 from users.models import DectUser, SipRegistration
 from users.registration import RegistrationRunner
 from users.services import dect_user_create, dect_user_delete

@@ -3,8 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from redundancy.locks import Locked
-from redundancy.models import ChangeLogEntry, Event, NodeState, Phase
+from core.locks import Locked
+from core.models import ChangeLogEntry, Event, NodeState, Phase
 from tests.redundancy.test_replication_fakes import become_backup, become_master
 from users import ipei
 from users.models import DectUser

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from kws_admin.services import config_update
+from core.services import config_update
 from users import ipei
 from users.models import DectUser, SipRegistration
 from users.services import dect_user_create, dect_user_seed_demo

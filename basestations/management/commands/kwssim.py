@@ -10,8 +10,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from basestations import protocol
+from basestations.services import devices_provision
 from basestations.sim import Change, Simulation
-from redundancy.locks import Locked
+from core.locks import Locked
+from core.selectors import config_read
 
 
 class Command(BaseCommand):
@@ -89,8 +91,6 @@ class Command(BaseCommand):
             )
 
     def _provision(self, basestations: int, media: int) -> None:
-        from basestations.services import devices_provision
-
         try:
             added = devices_provision(basestations=basestations, media=media, actor="kwssim")
         except Locked as exc:
@@ -103,8 +103,6 @@ class Command(BaseCommand):
         )
 
     def _node_secret(self) -> str:
-        from kws_admin.services import config_read
-
         secret = config_read()["system.device_secret"]
         if not secret:
             raise CommandError(

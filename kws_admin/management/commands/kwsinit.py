@@ -8,9 +8,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from kws_admin import config
-from kws_admin.models import ConfigValue, PasswordChangeRequired
-from kws_admin.services import config_update
+from accounts.services import admin_account_create
+from core import config
+from core.locks import Locked
+from core.models import ConfigValue
+from core.services import config_update
+from licensing.codes import LicenseRefused
+from licensing.services import node_licenses_setup
 
 
 def _read(path: str, option: str) -> str:
@@ -60,9 +64,6 @@ class Command(BaseCommand):
         admin_password_file: str,
         **options,
     ) -> None:
-        from licensing.codes import LicenseRefused
-        from licensing.services import node_licenses_setup
-
         call_command("migrate", interactive=False, verbosity=0)
         first_boot = not ConfigValue.objects.exists()
         changes = {}
@@ -107,19 +108,13 @@ class Command(BaseCommand):
         # Admin accounts are replicated: on a master the new account goes into the
         # change log; a backup that has not joined keeps it locally until the
         # master's accounts replace it at the first snapshot.
-        from redundancy.locks import Locked
-        from redundancy.replication import admin_account_record
-
         User = get_user_model()
         if User.objects.filter(username=username).exists():
             self.stdout.write(f"admin account {username!r} exists")
             return
         password = password or secrets.token_urlsafe(9)
         try:
-            with transaction.atomic():
-                user = User.objects.create_superuser(username=username, password=password, email="")
-                PasswordChangeRequired.objects.create(user=user)
-                admin_account_record(user)
+            admin_account_create(username=username, password=password)
         except Locked as exc:
             raise CommandError(f"admin account not created: {exc.reason}") from None
         self.stdout.write(

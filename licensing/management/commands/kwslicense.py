@@ -12,7 +12,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from core.locks import Locked
 from licensing import codes, products
+from licensing.codes import LicenseRefused
+from licensing.selectors import licenses_overview
+from licensing.services import license_install
 
 KEY_FILE = "vendor.key"
 PUBLIC_FILE = "vendor.pub"
@@ -128,10 +132,6 @@ class Command(BaseCommand):
         self.stdout.write(code)
 
     def handle_install(self, *, code: list[str], **_) -> None:
-        from licensing.codes import LicenseRefused
-        from licensing.services import license_install
-        from redundancy.locks import Locked
-
         texts = [sys.stdin.read() if text == "-" else text for text in code]
         try:
             with transaction.atomic():
@@ -147,8 +147,6 @@ class Command(BaseCommand):
             )
 
     def handle_list(self, **_) -> None:
-        from licensing.selectors import licenses_overview
-
         overview = licenses_overview()
         ari = overview.ari
         self.stdout.write(

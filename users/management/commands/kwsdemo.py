@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from redundancy.locks import Locked
+from core.locks import Locked
 from users.services import dect_user_seed_demo
 
 

@@ -1,0 +1,134 @@
+"""Writes of administrator accounts, replicated like the rest of the configuration.
+
+Where a change goes is ``core.rules.write_rule`` for the ``ACCOUNT`` scope: on a
+master or single server a replicated write; on a joined backup the change is
+forwarded to the master, which writes it and replicates it back (an
+administrator must be able to change his initial password wherever he logs
+in); on a backup that has not joined the accounts are its own until the
+master's replace them at its first snapshot; during a failover on a backup
+nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import PasswordChangeRequired
+from accounts.replication import ENTITY, FIELDS, admin_account_data, admin_account_upsert
+from core.changelog import ApplyError, changelog_append, changelog_retire
+from core.locks import Locked, write_check
+from core.peer import PeerClient, PeerError
+from core.rules import Route, Scope
+from core.services import event_record
+
+logger = logging.getLogger(__name__)
+
+# How long a backup waits for the master to take a forwarded change (s).
+FORWARD_TIMEOUT = 5.0
+
+
+def _local_change_noted(what: str) -> None:
+    """A backup changed replicated data on its own: it diverges from the master's log,
+    so its next pull starts with a snapshot."""
+    logger.info("%s changed locally on a backup that is not joined", what)
+    changelog_retire()
+
+
+def admin_account_record(user: Any) -> int | None:
+    """Record a new or changed admin account in the caller's transaction, on the route
+    the lock rule gives; return the entry's seq (None if not logged here).
+
+    A joined backup cannot create accounts (Locked: do it on the master)."""
+    route = write_check(Scope.ACCOUNT)
+    if route == Route.MASTER:
+        raise Locked("this server is the backup: admin accounts are created on the master")
+    if route == Route.LOCAL:
+        _local_change_noted(f"admin account {user.get_username()}")
+        return None
+    return changelog_append(
+        entity=ENTITY, op="upsert", key=user.get_username(), data=admin_account_data(user)
+    )
+
+
+def admin_account_create(
+    *, username: str, password: str, password_change_required: bool = True
+) -> Any:
+    """Create a superuser account (installation), replicated where the rule says; it must
+    change its password at first login unless told otherwise. Raises Locked."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_superuser(
+            username=username, password=password, email=""
+        )
+        if password_change_required:
+            PasswordChangeRequired.objects.create(user=user)
+        admin_account_record(user)
+    return user
+
+
+def admin_account_delete_record(username: str) -> int:
+    """Append the deletion of an admin account, in the caller's transaction."""
+    return changelog_append(entity=ENTITY, op="delete", key=username, data={})
+
+
+def admin_password_set(*, user: Any, password: str, actor: str) -> None:
+    """Set an admin account's password and clear its first-login mark.
+
+    Raises Locked where admin accounts cannot be changed, or when a joined
+    backup cannot reach the master to forward the change (nothing changes
+    then). The caller updates the session's auth hash."""
+    route = write_check(Scope.ACCOUNT)
+    user.set_password(password)
+    data = {**admin_account_data(user), "password_change_required": False}
+    if route == Route.MASTER:
+        _admin_forward(data)
+    with transaction.atomic():
+        admin_account_upsert(data)
+        if route == Route.HERE:
+            changelog_append(entity=ENTITY, op="upsert", key=data["username"], data=data)
+        elif route == Route.LOCAL:
+            _local_change_noted(f"admin account {data['username']}")
+        event_record(
+            kind="admin_account",
+            message=f"Password of admin account {data['username']} changed"
+            + (" (through the master)" if route == Route.MASTER else "")
+            + ".",
+            actor=actor,
+        )
+
+
+def _admin_forward(data: dict[str, Any]) -> None:
+    try:
+        PeerClient.from_config(timeout=FORWARD_TIMEOUT).call(
+            "POST", "/api/peer/admin_account", data
+        )
+    except PeerError as exc:
+        raise Locked(f"this server is the backup and could not reach the master: {exc}") from None
+
+
+def admin_account_accept(payload: Any) -> tuple[int, dict[str, Any]]:
+    """Master side of a forwarded admin account change: a replicated upsert."""
+    if not isinstance(payload, dict) or not payload.get("username"):
+        return 400, {"error": "an admin account needs a username"}
+    missing = [name for name in FIELDS if name not in payload]
+    if missing:
+        return 400, {"error": f"admin account fields missing: {', '.join(missing)}"}
+    data = {name: payload[name] for name in (*FIELDS, "username")}
+    data["password_change_required"] = bool(payload.get("password_change_required"))
+    try:
+        with transaction.atomic():
+            admin_account_upsert(data)
+            seq = changelog_append(entity=ENTITY, op="upsert", key=data["username"], data=data)
+            event_record(
+                kind="admin_account",
+                message=f"Admin account {data['username']} changed on the backup.",
+                actor=data["username"],
+            )
+    except Locked as exc:
+        return 423, {"error": exc.reason}
+    except ApplyError as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"seq": seq}

@@ -1,0 +1,147 @@
+"""The infrastructure every app reads: configuration, the node's state and events,
+refusals and seen nonces, and the change log."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from core import rules
+
+
+class ConfigValue(models.Model):
+    """One configuration key of this node, stored in its canonical text form."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    value = models.TextField(blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Phase(models.TextChoices):
+    """The phases of ``core.rules``, with their labels for the GUI."""
+
+    SINGLE = rules.SINGLE, rules.PHASE_LABELS[rules.SINGLE]
+    NORMAL = rules.NORMAL, rules.PHASE_LABELS[rules.NORMAL]
+    PEER_LOST = rules.PEER_LOST, rules.PHASE_LABELS[rules.PEER_LOST]
+    FAILOVER = rules.FAILOVER, rules.PHASE_LABELS[rules.FAILOVER]
+    REJECTED = rules.REJECTED, rules.PHASE_LABELS[rules.REJECTED]
+
+
+class NodeState(models.Model):
+    """The runtime state of this node as the redundancy engine last decided it (one row).
+
+    ``locked`` and ``lock_reason`` record what ``core.rules.write_rule`` said at the last
+    decision, for observers; a write asks the rule itself (``core.locks``)."""
+
+    phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.SINGLE)
+    locked = models.BooleanField(default=False)
+    lock_reason = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    last_tick = models.DateTimeField(null=True, blank=True)
+    # The last valid message of the peer and what it said (its heartbeat status).
+    peer_seen_at = models.DateTimeField(null=True, blank=True)
+    peer_status = models.JSONField(default=dict, blank=True)
+    # The state machine's own memory (redundancy.statemachine.State as JSON).
+    engine = models.JSONField(default=dict, blank=True)
+    # Since when this master is handing its role to the backup (a switchover); no write
+    # is accepted meanwhile.
+    switchover_since = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.phase}{' (locked)' if self.locked else ''}"
+
+    @classmethod
+    def load(cls) -> NodeState:
+        state, _ = cls.objects.get_or_create(pk=1)
+        return state
+
+
+class Event(models.Model):
+    """An entry of the event log; each node keeps its own."""
+
+    class Severity(models.TextChoices):
+        INFO = "info", "info"
+        WARNING = "warning", "warning"
+        ERROR = "error", "error"
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40, db_index=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.INFO)
+    message = models.TextField()
+    actor = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+class SeenNonce(models.Model):
+    """Nonces of accepted peer messages, kept while their timestamps are fresh."""
+
+    nonce = models.CharField(max_length=64, primary_key=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.nonce
+
+
+class Refusal(models.Model):
+    """A refused contact (a peer message, a device keep-alive), kept so each cause is
+    logged once, not at every retry. ``key`` names the cause and who was refused
+    (``wrong-signature|10.0.0.2``, ``firmware|<MAC>|PCS05B``); ``kind`` is the kind of the
+    event it wrote."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    kind = models.CharField(max_length=40)
+    message = models.TextField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def new_log_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ChangeLogHead(models.Model):
+    """This node's change log counter (one row).
+
+    ``seq`` is the last sequence number handed out; a writer locks this row, so
+    transactions that append commit in ``seq`` order and no number is skipped
+    (a rolled-back transaction rolls its number back too). ``log_id`` names
+    this node's log: it changes whenever the node's data is replaced by a
+    snapshot of another node, so a follower never continues an unrelated log.
+    """
+
+    log_id = models.CharField(max_length=36, default=new_log_id)
+    seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"log {self.log_id} at #{self.seq}"
+
+
+class ChangeLogEntry(models.Model):
+    """One change of replicated configuration, written with the change itself."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    created = models.DateTimeField()
+    entity = models.CharField(max_length=40)
+    op = models.CharField(max_length=20)
+    key = models.CharField(max_length=200)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.entity} {self.op} {self.key}"

@@ -1,0 +1,154 @@
+"""The heartbeat: what a node tells its peer, and what it makes of the peer's word.
+
+At every beat (``redundancy.heartbeat``, run by ``redundancy.runner``) a node
+sends its status to the peer and records the signed answer; the peer does the
+same the other way. Either message is a valid heartbeat. A status carries the
+node's claims (mode, firmware, licensed features, database UUID, ARI), its
+phase, its counters, replication figures, the devices attached to it and the
+registration states of its users; the master adds its verdict on the backup.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from basestations.selectors import devices_heartbeat
+from core.models import NodeState
+from core.peer import PeerClient, PeerError
+from core.selectors import config_read
+from licensing.selectors import licensed_features
+from redundancy import statemachine as sm
+from redundancy.selectors import replication_status
+from users.models import DectUser, PeerRegistration
+from users.registration import (
+    peer_cursor_parse,
+    peer_registration_rows_parse,
+    peer_registrations_record,
+)
+from users.selectors import (
+    handled_users,
+    peer_registrations_cursor,
+    registration_progress,
+    registrations_changed_since,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class MalformedStatus(ValueError):
+    """A peer status that does not have the expected shape."""
+
+
+def own_claims(values: dict[str, Any] | None = None) -> sm.Claims:
+    values = values or config_read()
+    return sm.Claims(
+        node=settings.NODE_NAME,
+        mode=values["redundancy.mode"],
+        firmware=settings.FIRMWARE_VERSION,
+        database_uuid=values["redundancy.database_uuid"],
+        features=licensed_features(),
+        ari=values["system.ari"],
+    )
+
+
+def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> dict[str, Any]:
+    """What this server tells its peer in a heartbeat (request or answer)."""
+    state = NodeState.load()
+    claims = own_claims(values)
+    payload: dict[str, Any] = {
+        "claims": claims.__dict__,
+        "phase": state.phase,
+        "users_handled": handled_users().count(),
+        "users_registered": registration_progress()[0],
+        "users_total": DectUser.objects.count(),
+        "replication": replication_status(),
+        "devices": devices_heartbeat(),
+        # Registration states flow both ways: ours after what the peer says it has.
+        "registrations": registrations_changed_since(
+            (state.peer_status or {}).get("registrations_seen")
+        ),
+        "registrations_seen": peer_registrations_cursor(),
+        "sent_at": time.time(),
+    }
+    if claims.mode == "master" and peer_claims is not None:
+        payload["verdict"] = sm.join_verdict(claims, peer_claims).as_dict()
+    return payload
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    """A peer's heartbeat status, checked: its claims and the registration states it
+    carried (stored apart from the status)."""
+
+    claims: sm.Claims
+    registrations: list[PeerRegistration]
+
+
+def parse_status(payload: Any) -> PeerStatus:
+    """Check the shape of a peer's status and return what it says; MalformedStatus
+    otherwise."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("claims"), dict):
+        raise MalformedStatus("a heartbeat needs a 'claims' object")
+    claims = payload["claims"]
+    for name in ("node", "mode", "firmware", "database_uuid"):
+        if not isinstance(claims.get(name), str):
+            raise MalformedStatus(f"claims.{name} must be a string")
+    if not isinstance(claims.get("features", {}), dict):
+        raise MalformedStatus("claims.features must be an object")
+    verdict = payload.get("verdict")
+    if verdict is not None and not isinstance(verdict, dict):
+        raise MalformedStatus("verdict must be an object")
+    try:
+        peer_cursor_parse(payload.get("registrations_seen"))
+        rows = peer_registration_rows_parse(payload.get("registrations", []))
+    except ValueError as exc:
+        raise MalformedStatus(str(exc)) from None
+    return PeerStatus(claims=sm.Claims.from_dict(claims), registrations=rows)
+
+
+def peer_status_record(payload: dict[str, Any], parsed: PeerStatus) -> None:
+    """Remember a valid status of the peer (``parsed`` from ``parse_status``) and when it
+    arrived, and the registration states it carried (in their own table)."""
+    status = {key: value for key, value in payload.items() if key != "registrations"}
+    NodeState.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        NodeState.objects.filter(pk=1).update(peer_seen_at=timezone.now(), peer_status=status)
+        if parsed.registrations:
+            peer_registrations_record(parsed.registrations)
+
+
+def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:
+    """The peer API's heartbeat: record the peer's status, answer with ours."""
+    values = config_read()
+    if values["redundancy.mode"] == "single":
+        return 409, {"error": f"{settings.NODE_NAME} is a single server, not paired"}
+    try:
+        parsed = parse_status(payload)
+    except MalformedStatus as exc:
+        return 400, {"error": f"malformed heartbeat: {exc}"}
+    peer_status_record(payload, parsed)
+    return 200, status_payload(values=values, peer_claims=parsed.claims)
+
+
+def heartbeat_send(values: dict[str, Any]) -> None:
+    """Send our status to the peer and record its answer (a heartbeat either way)."""
+    state = NodeState.load()
+    last = state.peer_status.get("claims") if state.peer_status else None
+    peer_claims = sm.Claims.from_dict(last) if last else None
+    client = PeerClient.from_config(timeout=max(0.5, settings.HEARTBEAT_INTERVAL), values=values)
+    try:
+        answer = client.call(
+            "POST", "/api/peer/heartbeat", status_payload(values=values, peer_claims=peer_claims)
+        )
+        parsed = parse_status(answer)
+    except (PeerError, MalformedStatus) as exc:
+        logger.debug("heartbeat to %s failed: %s", values["redundancy.peer"], exc)
+        return
+    peer_status_record(answer, parsed)

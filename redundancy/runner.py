@@ -1,0 +1,121 @@
+"""The runner of the redundancy engine: one beat collects the observations, asks
+``statemachine.decide`` what to do, stores the decision and carries out its actions
+(events, adopting the master's database UUID, queueing the takeover or the rebalance
+as Celery tasks)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+
+from basestations.selectors import witness_report
+from core.models import NodeState
+from core.selectors import config_read
+from core.services import config_update, event_record
+from redundancy import statemachine as sm
+from redundancy.heartbeat import heartbeat_send, own_claims
+
+logger = logging.getLogger(__name__)
+
+# The Celery tasks (redundancy.tasks) the TakeOver and Rebalance actions queue, by name:
+# the tasks call into the services, so the runner does not import them.
+TAKE_OVER_TASK = "redundancy.users_take_over"
+REBALANCE_TASK = "redundancy.users_rebalance"
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment else None
+
+
+def observations(values: dict[str, Any], state: NodeState) -> sm.Observations:
+    peer = state.peer_status or {}
+    return sm.Observations(
+        mode=values["redundancy.mode"],
+        failover_time=values["redundancy.failover_time"],
+        detection_window=settings.DETECTION_WINDOW,
+        own=own_claims(values),
+        peer=sm.Claims.from_dict(peer["claims"]) if peer.get("claims") else None,
+        peer_seen_at=_epoch(state.peer_seen_at),
+        verdict=sm.Verdict.from_dict(peer.get("verdict")),
+        witness=witness(),
+    )
+
+
+def witness() -> sm.Witness | None:
+    """The base stations' view of the peer; None when none are configured to ask."""
+    report = witness_report()
+    if not report["known"]:
+        return None
+    return sm.Witness(
+        known=report["known"],
+        confirmed=report["confirmed"],
+        summary=f"{report['peer_unreachable']} of {report['known']} report it unreachable, "
+        f"{report['needed']} needed",
+    )
+
+
+def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decision:
+    """One beat: exchange heartbeats, decide, store the decision, carry out its actions."""
+    values = config_read()
+    if exchange and values["redundancy.mode"] != "single" and values["redundancy.peer"]:
+        heartbeat_send(values)
+    now = time.time() if now is None else now
+    with transaction.atomic():
+        NodeState.objects.get_or_create(pk=1)
+        state = NodeState.objects.select_for_update().get(pk=1)
+        # Read the settings again under the lock: a promotion or switchover may have
+        # changed this server's role while the heartbeat was on its way.
+        values = config_read()
+        previous = sm.State.from_dict(state.engine.get("state"))
+        decision = sm.decide(previous, observations(values, state), now)
+        if decision.reason != state.reason:
+            logger.info("decided: %s", decision.reason)
+        state.phase = decision.state.phase
+        state.locked = decision.locked
+        state.lock_reason = decision.lock_reason
+        state.reason = decision.reason[:300]
+        state.last_tick = datetime.fromtimestamp(now, UTC)
+        state.engine = {"state": decision.state.as_dict(), "handles_users": decision.handles_users}
+        state.save()
+        for action in decision.actions:
+            _carry_out(action)
+    return decision
+
+
+def _carry_out(action: sm.Action) -> None:
+    if isinstance(action, sm.RecordEvent):
+        event_record(kind=action.kind, message=action.message, severity=action.severity)
+    elif isinstance(action, sm.AdoptDatabaseUUID):
+        config_update(
+            changes={"redundancy.database_uuid": action.database_uuid},
+            actor="engine",
+            skip_write_check=True,
+        )
+        event_record(kind="join", message=f"Took the master's database UUID {action.database_uuid}")
+    elif isinstance(action, sm.TakeOver):
+        started = time.time()
+        transaction.on_commit(
+            lambda: current_app.send_task(TAKE_OVER_TASK, kwargs={"started_at": started})
+        )
+    elif isinstance(action, sm.Rebalance):
+        transaction.on_commit(lambda: current_app.send_task(REBALANCE_TASK))
+
+
+def engine_reset_on_start() -> None:
+    """A node that (re)starts forgets its phase, so the pair re-forms (and rebalances)
+    on the first heartbeat; whether the pair ever formed is kept. A switchover mark
+    left by a process that died half way is dropped."""
+    NodeState.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        state = NodeState.objects.select_for_update().get(pk=1)
+        old = sm.State.from_dict(state.engine.get("state"))
+        state.engine = {"state": sm.State(joined_before=old.joined_before).as_dict()}
+        state.peer_seen_at = None
+        state.switchover_since = None
+        state.save()

@@ -1,0 +1,54 @@
+"""The users app's configuration keys: the PBX both servers register their users with.
+Configured on the master and replicated; registered with core from ``UsersConfig.ready``."""
+
+from __future__ import annotations
+
+from core.config import Key, check_host, int_between, optional, split_peer
+
+SIP_PORT = 5060
+
+
+def registrar_address(text: str) -> tuple[str, int]:
+    """The (host, port) of ``sip.registrar``; the SIP port 5060 when none is given."""
+    return split_peer(text, default_port=SIP_PORT)
+
+
+def _parse_transport(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("udp", "tcp"):
+        raise ValueError(f"{text!r} is not a SIP transport; use udp or tcp")
+    return value
+
+
+KEYS = (
+    Key(
+        "sip.registrar",
+        "SIP registrar",
+        "",
+        optional(registrar_address),
+        "Host or IP address of the PBX's registrar, with :port if not 5060; "
+        "empty: users are not registered.",
+    ),
+    Key("sip.transport", "SIP transport", "udp", _parse_transport, "udp or tcp."),
+    Key(
+        "sip.domain",
+        "SIP domain",
+        "",
+        optional(check_host),
+        "Domain of the users' addresses (user@domain); empty: the registrar's host.",
+    ),
+    Key(
+        "sip.rate",
+        "Registration rate",
+        100,
+        int_between(1, 10000, "registrations per second"),
+        "REGISTER requests per second at most (the application note assumes 100).",
+    ),
+    Key(
+        "sip.expires",
+        "Registration expiry",
+        300,
+        int_between(60, 86400, "seconds"),
+        "Seconds a registration is requested for; it is refreshed before it expires.",
+    ),
+)

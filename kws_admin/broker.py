@@ -3,10 +3,14 @@
 kombu's writer opens the message file under its final name and only then writes it, and
 its reader takes no lock: a consumer polling at that moment moves the empty or half
 written file away and ``json.loads`` fails, which the Celery worker treats as an
-unrecoverable error and dies (kombu issue #1551). Here a writer writes each message to a
-dot-prefixed ``.tmp`` name in the queue folder (which no reader lists as a message), then
-renames it to its final name with ``os.replace``, atomic on POSIX: a final name always
-holds a whole message.
+unrecoverable error and dies (kombu issue #1551). Here:
+
+* a writer writes each message to a dot-prefixed ``.tmp`` name in the queue folder (which
+  no reader lists as a message), then renames it to its final name with ``os.replace``,
+  atomic on POSIX: a final name always holds a whole message;
+* a reader claims a file by renaming it, and a file it cannot decode (empty, torn, not
+  JSON, not a kombu message) is logged once and moved to ``rejected_folder`` (default:
+  ``rejected`` beside the queue folder); the channel goes on with the next message.
 
 Every other behaviour is kombu's: file names and their order, the exchange tables in
 ``control_folder``, ``store_processed``/``processed_folder``, ``polling_interval``; only
@@ -21,26 +25,37 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import uuid
+from json import JSONDecodeError
+from pathlib import Path
+from queue import Empty
 from time import monotonic
 from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+from kombu.utils.objects import cached_property
 
 logger = logging.getLogger(__name__)
 
-# Suffix of the name a file has while it is not a message yet (being written). With the
-# leading dot, kombu's reader test ``name.partition(".")[2] == f"{queue}.msg"`` never
-# matches it.
+# Suffixes of the names a file has while it is not a message yet (being written) or any
+# more (claimed by a reader). With the leading dot, kombu's own test
+# ``name.partition(".")[2] == f"{queue}.msg"`` never matches them either.
 TEMP_SUFFIX = ".tmp"
+CLAIMED_SUFFIX = ".claimed"
 
 
 class Channel(filesystem.Channel):
-    """kombu's filesystem channel with atomic writes."""
+    """kombu's filesystem channel with atomic writes and a reader that survives bad files."""
+
+    @cached_property
+    def rejected_folder(self) -> str:
+        default = Path(self.data_folder_in).parent / "rejected"
+        return str(self.transport_options.get("rejected_folder", default))
 
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:
         """Put ``payload`` onto ``queue``: write a temporary name, then rename it."""
@@ -59,6 +74,106 @@ class Channel(filesystem.Channel):
             except OSError:
                 pass
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _get(self, queue: str) -> dict[str, Any]:
+        """Get the next message from ``queue``; set aside any file that is not one."""
+        queue_find = f"{queue}.msg"
+        for filename in sorted(os.listdir(self.data_folder_in)):
+            # only handle messages for the requested queue
+            if filename.partition(".")[2] != queue_find:
+                continue
+            claimed = os.path.join(self.data_folder_in, f".{filename}{CLAIMED_SUFFIX}")
+            try:
+                # A rename within the folder is atomic: of several consumers exactly one
+                # wins. (kombu moves to the temp folder, a copy when that is tmpfs.)
+                os.rename(os.path.join(self.data_folder_in, filename), claimed)
+            except OSError:
+                continue  # another consumer took it, or it was purged meanwhile
+            try:
+                with open(claimed, "rb") as f:
+                    raw = f.read()
+            except OSError as exc:
+                self._reject(claimed, filename, f"unreadable ({type(exc).__name__})")
+                continue
+            message, error = self._decode(raw)
+            if error is not None:
+                self._reject(claimed, filename, error)
+                continue
+            self._done(claimed, filename)
+            return message
+        raise Empty()
+
+    def _shape_error(self, message: Any) -> str | None:
+        """Why a decoded payload is not a message the virtual channel's Message() takes."""
+        if not isinstance(message, dict):
+            return f"not a message object ({type(message).__name__})"
+        properties = message.get("properties")
+        if not isinstance(properties, dict):
+            return "no properties"
+        if "delivery_tag" not in properties:
+            return "no delivery tag"
+        if not isinstance(message.get("headers") or {}, dict):
+            return "headers are not an object"
+        body = message.get("body")
+        if not isinstance(body, str | None):
+            return "body is not a string"
+        try:
+            # Message() decodes it in the consumer's callback, where a failure is fatal.
+            if body:
+                self.decode_body(body, properties.get("body_encoding"))
+        except Exception as exc:  # a codec's own error, or no such codec
+            return f"body does not decode ({type(exc).__name__})"
+        return None
+
+    def _decode(self, raw: bytes) -> tuple[Any, str | None]:
+        """The message in ``raw``, or why there is none (never quoting the content)."""
+        if not raw.strip():
+            return None, "empty"
+        try:
+            message = loads(bytes_to_str(raw))
+        except UnicodeDecodeError:
+            return None, "not UTF-8"
+        except JSONDecodeError as exc:
+            return None, f"not JSON (line {exc.lineno} column {exc.colno})"
+        except Exception as exc:  # kombu's object hooks: any failure means a bad file
+            return None, f"not decodable ({type(exc).__name__})"
+        return message, self._shape_error(message)
+
+    def _done(self, claimed: str, filename: str) -> None:
+        """Keep a delivered file in the processed folder if asked to, else delete it."""
+        try:
+            if self.store_processed:
+                shutil.move(claimed, os.path.join(self.processed_folder, filename))
+            else:
+                os.unlink(claimed)
+        except OSError as exc:
+            # The message is read: deliver it rather than fail over its leftover file.
+            logger.warning(
+                "Broker: cannot remove delivered message file %s: %s", filename, exc.strerror
+            )
+
+    def _reject(self, claimed: str, filename: str, reason: str) -> None:
+        """Move a bad file aside, once: it is claimed, so no reader lists it again."""
+        target = os.path.join(self.rejected_folder, filename)
+        try:
+            os.makedirs(self.rejected_folder, exist_ok=True)
+            shutil.move(claimed, target)
+        except OSError as exc:
+            logger.warning(
+                "Broker: message file %s is %s; cannot move it to %s (%s), dropping it",
+                filename,
+                reason,
+                self.rejected_folder,
+                exc.strerror,
+            )
+            try:
+                os.unlink(claimed)
+            except OSError:
+                pass
+            return
+        logger.warning(
+            "Broker: message file %s is %s; moved it to %s", filename, reason, self.rejected_folder
+        )
 
 
 class Transport(filesystem.Transport):

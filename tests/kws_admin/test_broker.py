@@ -1,8 +1,10 @@
-"""The embedded broker (kws_admin.broker): a message file is renamed into place whole."""
+"""The embedded broker (kws_admin.broker): a message file is renamed into place whole, and a
+file that is not a message is set aside with a warning instead of killing the consumer."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -116,3 +118,68 @@ def test_a_file_still_being_written_is_not_a_message(tmp_path):
         queue.close()
     assert temp.read_bytes() == b'{"body": "aGVs'
     assert not (tmp_path / "rejected").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"   \n",
+        b'{"body": "c2VjcmV0IHRleHQ=", "content-type": "application/js',
+        b"garbage-one-two-three",
+        b"\xff\xfe garbage",
+        b'["a list", "not a message"]',
+        b'{"body": "bm8gcHJvcGVydGllcw=="}',
+        b'{"body": "eA==", "properties": {"delivery_info": {}}}',
+        b'{"body": "eA=", "properties": {"delivery_tag": "t", "body_encoding": "base64"}}',
+        b'{"body": "eA==", "properties": {"delivery_tag": "t", "body_encoding": "rot13"}}',
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "half",
+        "not-json",
+        "not-utf8",
+        "list",
+        "no-properties",
+        "no-tag",
+        "bad-base64",
+        "no-such-codec",
+    ],
+)
+def test_a_bad_file_is_set_aside_with_a_warning_and_the_next_message_is_delivered(
+    tmp_path, caplog, content
+):
+    caplog.set_level(logging.WARNING, logger="kws_admin.broker")
+    with connect(tmp_path) as conn:
+        queue = conn.SimpleQueue("q")
+        bad = f"0_{uuid.uuid4()}.q.msg"  # sorts before any real message: read first
+        (tmp_path / "queue" / bad).write_bytes(content)
+        queue.put({"good": True})
+        message = queue.get(timeout=2)
+        message.ack()
+        assert message.payload == {"good": True}
+        with pytest.raises(Empty):
+            queue.get(timeout=0.2)
+        queue.close()
+    assert (tmp_path / "rejected" / bad).read_bytes() == content
+    assert os.listdir(tmp_path / "queue") == []
+    warnings = [r for r in caplog.records if r.name == "kws_admin.broker"]
+    assert len(warnings) == 1  # once: the file is gone from the queue
+    assert warnings[0].levelno == logging.WARNING
+    text = warnings[0].getMessage()
+    assert bad in text and "rejected" in text
+    for fragment in (b"c2VjcmV0", b"garbage", b"a list", b"bm8g", b"eA="):
+        assert fragment.decode() not in text  # names the file, never quotes it
+
+
+def test_store_processed_keeps_the_delivered_file(tmp_path):
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    with connect(tmp_path, store_processed=True, processed_folder=str(processed)) as conn:
+        queue = conn.SimpleQueue("q")
+        queue.put({"n": 1})
+        assert queue.get(timeout=2).payload == {"n": 1}
+        queue.close()
+    [kept] = os.listdir(processed)
+    assert kept.endswith(".q.msg") and json.loads((processed / kept).read_bytes())["body"]

@@ -18,11 +18,14 @@ kombu's process-wide cache of the bindings it wrote is kept per control folder.
 
 Use it with ``broker_url = "filesystem://"`` and
 ``broker_transport = "kws_admin.broker:Transport"`` (kombu 5.7 refuses an import path as a
-URL scheme).
+URL scheme). The transport option ``kws_torn_every`` (tests only, off unless set) writes
+every N-th message of a connection torn, straight under its final name, so a test can show
+that torn files are set aside.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -57,12 +60,19 @@ class Channel(filesystem.Channel):
         default = Path(self.data_folder_in).parent / "rejected"
         return str(self.transport_options.get("rejected_folder", default))
 
+    @cached_property
+    def torn_every(self) -> int:
+        return max(0, int(self.transport_options.get("kws_torn_every") or 0))
+
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:
         """Put ``payload`` onto ``queue``: write a temporary name, then rename it."""
         # kombu's name: its reader, _size and _purge select and order files by it.
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         data = str_to_bytes(dumps(payload))
+        if self.torn_every and next(self.connection.written) % self.torn_every == 0:
+            self._put_torn(final, data)
+            return
         temp = os.path.join(self.data_folder_out, f".{name}{TEMP_SUFFIX}")
         try:
             with open(temp, "wb") as f:
@@ -73,6 +83,15 @@ class Channel(filesystem.Channel):
                 os.unlink(temp)
             except OSError:
                 pass
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _put_torn(self, final: str, data: bytes) -> None:
+        """Fault injection: half the message under its final name, as kombu's race leaves it."""
+        logger.debug("Broker: writing message file %s torn (kws_torn_every)", final)
+        try:
+            with open(final, "wb") as f:
+                f.write(data[: len(data) // 2])
+        except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
     def _get(self, queue: str) -> dict[str, Any]:
@@ -191,3 +210,5 @@ class Transport(filesystem.Transport):
         folder = os.path.abspath(client.transport_options.get("control_folder", "control"))
         with self._states_lock:
             self.state = self._states.setdefault(folder, virtual.BrokerState())
+        # Counts this connection's written messages, for kws_torn_every.
+        self.written = itertools.count(1)

@@ -214,6 +214,65 @@ def test_no_fault_injection_unless_asked(tmp_path):
     assert not (tmp_path / "rejected").exists()
 
 
+# --- The node's settings --------------------------------------------------------------
+
+
+def node_python(code: str, cwd: Path, data: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` as a node process would, on the embedded broker, from ``cwd``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KWS_")}
+    clean.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "PYTHONPATH": str(BASE_DIR), "KWS_DATA_DIR": str(data), **env},
+        cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+PUBLISH = """
+import json
+from kws_admin.celery import app
+app.send_task("redundancy.heartbeat")
+print(json.dumps({"transport": app.conf.broker_transport,
+                  "options": app.conf.broker_transport_options}))
+"""
+
+
+def test_the_embedded_broker_keeps_everything_in_the_data_folder(tmp_path):
+    cwd, data = tmp_path / "cwd", tmp_path / "data"
+    cwd.mkdir()
+    result = node_python(PUBLISH, cwd, data)
+    assert result.returncode == 0, result.stderr
+    conf = json.loads(result.stdout)
+    assert conf["transport"] == TRANSPORT
+    assert conf["options"]["kws_torn_every"] == 0
+    assert conf["options"]["control_folder"] == str(data / "broker" / "control")
+    assert list(cwd.iterdir()) == []  # kombu's default: a "control" folder right here
+    assert (data / "broker" / "control" / "celery.exchange").exists()
+    [message] = os.listdir(data / "broker" / "queue")
+    assert message.endswith(".celery.msg")
+
+
+def test_kws_broker_torn_every_turns_on_the_fault_injection(tmp_path):
+    code = "from django.conf import settings as s; print(s.CELERY_BROKER_TRANSPORT_OPTIONS)"
+    env = {"DJANGO_SETTINGS_MODULE": "kws_admin.settings", "KWS_BROKER_TORN_EVERY": "4"}
+    result = node_python(code, tmp_path, tmp_path / "data", **env)
+    assert result.returncode == 0, result.stderr
+    assert "'kws_torn_every': 4" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("2.5", "must be a whole number"), ("-1", "must be at least 0"), ("x", "is not a number")],
+)
+def test_a_bad_kws_broker_torn_every_stops_the_node(tmp_path, value, message):
+    result = node_python(
+        "import kws_admin.settings", tmp_path, tmp_path / "data", KWS_BROKER_TORN_EVERY=value
+    )
+    error = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in error and f"KWS_BROKER_TORN_EVERY={value!r}" in error
+    assert message in error
+
+
 # --- A real worker ----------------------------------------------------------------------
 
 TINY_APP = '''\

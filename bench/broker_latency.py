@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Benchmark Celery beat-to-task latency for two server-less kombu brokers.
+"""Benchmark Celery beat-to-task latency for three server-less kombu brokers.
 
-For each transport (kombu ``filesystem`` and kombu ``sqlalchemy`` on a SQLite
-file) this script:
+For each transport (kombu ``filesystem``, the node's embedded broker
+``kws_admin.broker`` (kombu's filesystem transport with atomic writes, the
+``kws`` entry), and kombu ``sqlalchemy`` on a SQLite file) this script:
 
 1. creates a temporary folder holding a tiny standalone Celery app
    (``benchapp.py``, not the project's app) whose beat schedule fires the
@@ -17,12 +18,17 @@ file) this script:
    ``before_task_publish`` handler; the task appends ``time.time() - sent``
    to a file.
 
-Both transports poll with ``polling_interval = 0.1`` s.  For the filesystem
-transport that is a ``broker_transport_options`` key.  The SQLAlchemy
+All transports poll with ``polling_interval = 0.1`` s.  For the filesystem
+transports that is a ``broker_transport_options`` key.  The SQLAlchemy
 transport passes every transport option to ``sqlalchemy.create_engine()``
 (so ``polling_interval`` there raises TypeError); the interval is a
 ``kombu.transport.virtual.Transport`` class attribute, so the temp app sets
 ``kombu.transport.sqlalchemy.Transport.polling_interval = 0.1``.
+
+CPU: ``worker_cpu_pct`` and ``beat_cpu_pct`` are utime+stime from
+``/proc/<pid>/stat`` (with live children) over the measured wall time; with one
+tick a second the worker is idle nearly all the time, so ``cpu_pct`` (their
+sum) is mostly the cost of polling the broker.
 
 Output: one JSON line, then one summary line.  A transport that fails gets
 ``{"error": ...}`` as its entry instead of aborting the run.
@@ -46,6 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # for kws_admin.broker
 POLLING_INTERVAL = 0.1
 TICK_SECONDS = 1.0
 WORKER_READY_TIMEOUT = 60.0
@@ -74,6 +81,8 @@ if CFG["broker_url"].startswith(("sqla+", "sqlalchemy+")):
 app = Celery("benchapp")
 app.conf.update(
     broker_url=CFG["broker_url"],
+    # An import path (kws_admin.broker:Transport) is taken here, never as a URL scheme.
+    broker_transport=CFG.get("broker_transport"),
     broker_transport_options=CFG["broker_transport_options"],
     result_backend=None,
     task_ignore_result=True,
@@ -110,10 +119,14 @@ def tick(self):
 '''
 
 
+TRANSPORTS = ("filesystem", "kws", "sqlalchemy")
+
+
 def transports(tmp: Path) -> dict[str, dict]:
     """Broker settings per transport, rooted in the per-run temp folder."""
     fs_q = tmp / "fs" / "queue"
     fs_done = tmp / "fs" / "processed"
+    kws = tmp / "kws"
     return {
         "filesystem": {
             "broker_url": "filesystem://",
@@ -125,6 +138,19 @@ def transports(tmp: Path) -> dict[str, dict]:
                 "polling_interval": POLLING_INTERVAL,
             },
             "mkdirs": [fs_q, fs_done],
+        },
+        "kws": {
+            "broker_url": "filesystem://",
+            "broker_transport": "kws_admin.broker:Transport",
+            "broker_transport_options": {
+                "data_folder_in": str(kws / "queue"),
+                "data_folder_out": str(kws / "queue"),
+                "processed_folder": str(kws / "processed"),
+                "control_folder": str(kws / "control"),
+                "store_processed": False,
+                "polling_interval": POLLING_INTERVAL,
+            },
+            "mkdirs": [kws / "queue", kws / "processed"],
         },
         "sqlalchemy": {
             "broker_url": f"sqla+sqlite:///{tmp / 'broker.sqlite'}",
@@ -238,6 +264,7 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
         json.dumps(
             {
                 "broker_url": cfg["broker_url"],
+                "broker_transport": cfg.get("broker_transport"),
                 "broker_transport_options": cfg["broker_transport_options"],
                 "polling_interval": POLLING_INTERVAL,
                 "tick_seconds": TICK_SECONDS,
@@ -257,7 +284,7 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
             "PYTHONPATH",
         )
     }
-    env["PYTHONPATH"] = str(tmp)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp), str(ROOT)])
     env["PYTHONUNBUFFERED"] = "1"
     celery = [sys.executable, "-m", "celery", "-A", "benchapp"]
     worker_log, beat_log = tmp / "worker.log", tmp / "beat.log"
@@ -338,12 +365,15 @@ def run_transport(name: str, seconds: float, keep: bool = False) -> dict:
                 "ticks": len(lats),
                 "worker_cpu_pct": round(100 * (w_cpu1 - w_cpu0) / wall, 1),
                 "beat_cpu_pct": round(100 * (b_cpu1 - b_cpu0) / wall, 1),
+                "cpu_pct": round(100 * (w_cpu1 - w_cpu0 + b_cpu1 - b_cpu0) / wall, 1),
                 "log_errors": count_log_errors(worker_log) + count_log_errors(beat_log),
             }
         )
         if nosent:
             entry["ticks_without_send_time"] = nosent
         entry["broker_url"] = cfg["broker_url"]
+        if cfg.get("broker_transport"):
+            entry["broker_transport"] = cfg["broker_transport"]
         entry["broker_transport_options"] = cfg["broker_transport_options"]
     except Exception as exc:  # report, don't crash the whole benchmark
         entry["error"] = f"{type(exc).__name__}: {exc}"
@@ -372,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results: dict = {}
-    for name in ("filesystem", "sqlalchemy"):
+    for name in TRANSPORTS:
         results[name] = run_transport(name, args.seconds, args.keep)
 
     ok = {k: v for k, v in results.items() if "error" not in v}
@@ -381,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results), flush=True)
 
     parts = []
-    for name in ("filesystem", "sqlalchemy"):
+    for name in TRANSPORTS:
         r = results[name]
         if "error" in r:
             parts.append(f"{name}: ERROR ({r['error'].splitlines()[0]})")
@@ -389,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(
                 f"{name}: median {r['median_s'] * 1000:.0f} ms, "
                 f"p95 {r['p95_s'] * 1000:.0f} ms, "
-                f"max {r['max_s'] * 1000:.0f} ms, {r['ticks']} ticks"
+                f"max {r['max_s'] * 1000:.0f} ms, {r['ticks']} ticks, "
+                f"CPU worker {r['worker_cpu_pct']}% + beat {r['beat_cpu_pct']}%"
             )
     print("; ".join(parts) + f" -> chosen: {chosen}", flush=True)
     return 0 if chosen else 1

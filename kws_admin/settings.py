@@ -205,6 +205,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Celery: an embedded filesystem broker, Redis with KWS_BROKER_URL --------
 
 BROKER_URL = env_str("BROKER_URL")
+# For tests only: the embedded broker writes every N-th message torn, as kombu's race
+# would, to show that the worker sets it aside and lives on (0 = off; not with Redis).
+_torn_every = env_float("BROKER_TORN_EVERY", 0.0, minimum=0.0)
+if not _torn_every.is_integer():
+    _raw = os.environ["KWS_BROKER_TORN_EVERY"]
+    raise ImproperlyConfigured(f"KWS_BROKER_TORN_EVERY={_raw!r} must be a whole number")
+BROKER_TORN_EVERY = int(_torn_every)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -212,15 +219,24 @@ if BROKER_URL:
     CELERY_BROKER_URL = BROKER_URL
 else:
     BROKER_DIR = DATA_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control", "rejected"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport, but a message is renamed into place whole and a bad
+    # file is set aside (kombu #1551 killed the worker). kombu 5.7 takes an import path
+    # only as the transport, never as a URL scheme.
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "kws_admin.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # The exchange tables; kombu's default is "control" in the working directory,
+        # which the two nodes of the demo shared (both run from the repository root).
+        "control_folder": str(BROKER_DIR / "control"),
+        "rejected_folder": str(BROKER_DIR / "rejected"),
         "polling_interval": 0.1,
+        "kws_torn_every": BROKER_TORN_EVERY,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Heartbeat and detection settings of the redundancy engine (seconds).

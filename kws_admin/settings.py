@@ -48,6 +48,20 @@ def env_float(
     return value
 
 
+def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = os.environ.get(f"KWS_{name}")
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"KWS_{name}={raw!r} is not a whole number") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+        raise ImproperlyConfigured(f"KWS_{name}={raw!r} must be a whole number {bounds}")
+    return value
+
+
 def env_secret(name: str, default: str = "") -> str:
     """A secret from KWS_<NAME>, or from the file named by KWS_<NAME>_FILE."""
     path = os.environ.get(f"KWS_{name}_FILE")
@@ -207,11 +221,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 BROKER_URL = env_str("BROKER_URL")
 # For tests only: the embedded broker writes every N-th message torn, as kombu's race
 # would, to show that the worker sets it aside and lives on (0 = off; not with Redis).
-_torn_every = env_float("BROKER_TORN_EVERY", 0.0, minimum=0.0)
-if not _torn_every.is_integer():
-    _raw = os.environ["KWS_BROKER_TORN_EVERY"]
-    raise ImproperlyConfigured(f"KWS_BROKER_TORN_EVERY={_raw!r} must be a whole number")
-BROKER_TORN_EVERY = int(_torn_every)
+BROKER_TORN_EVERY = env_int("BROKER_TORN_EVERY", 0, minimum=0)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

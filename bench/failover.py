@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Failover benchmark: kill -9 the master and time the backup's takeover.
+"""Failover benchmark: kill -9 the master (or one of its processes, or pause it) and time
+the backup's takeover and the pair's convergence once the master is back.
 
 Starts a paired master and backup (each on its own PostgreSQL database and
 Redis server, as in production), gives the master ``--users`` users, waits
@@ -15,12 +16,26 @@ kills every process of the master with SIGKILL and measures, from the kill:
   keeps alive with the backup, as the backup's own records show;
   ``basestations_moved`` is how many the backup then has attached.
 
-Prints one JSON line (keys detection_s, failover_start_s, total_s, users_moved,
-basestations_moved, basestations_s, plus the settings used) and one summary line.
+Then the master returns (started again, or resumed) and, from then:
+
+- ``converged_s``: until both servers agree on the assignment and each records
+  exactly its own users as registered (with the PBX);
+- ``users_moved_back``: how many users went back from the backup to the master
+  (exactly the master's half, if nothing else moved).
+
+``--kill worker|beat|sip|web`` kills only that process of the master (its supervisor
+restarts it): ``reregistered_s`` is then the time from the kill until every user is
+registered again, and ``takeover`` whether the backup took over meanwhile.
+``--pause S`` stops every process of the master with SIGSTOP for S seconds instead
+(then SIGCONT): ``registered_twice_max`` is the most users both servers recorded as
+registered at once after convergence (goal: 0).
+
+Prints one JSON line (the figures and the settings used) and one summary line.
 Needs PostgreSQL, Redis and Kamailio installed (``make services``); stops
 everything it started.
 
     .venv/bin/python bench/failover.py [--users 4000] [--failover-time 0] [--basestations 100]
+    .venv/bin/python bench/failover.py --kill sip     .venv/bin/python bench/failover.py --pause 6
 """
 
 from __future__ import annotations
@@ -64,7 +79,23 @@ def main() -> int:
     parser.add_argument("--no-pbx", action="store_true", help="leave SIP registration out")
     parser.add_argument("--sip-rate", type=int, default=2000, help="sip.rate for the run")
     parser.add_argument("--basestations", type=int, default=100, help="simulated base stations")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--kill",
+        choices=("node", "worker", "beat", "sip", "web"),
+        default="node",
+        help="kill -9 the whole master (default) or one of its processes",
+    )
+    how.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="SIGSTOP the master for S seconds instead of killing it",
+    )
     args = parser.parse_args()
+    if args.kill != "node" or args.pause:
+        return part_failure(args)
 
     env = {"KWS_HEARTBEAT_INTERVAL": str(args.heartbeat), "KWS_DETECTION_WINDOW": str(args.window),
            "KWS_LOG_LEVEL": "INFO" if args.verbose else "WARNING"}  # fmt: skip
@@ -140,6 +171,7 @@ def main() -> int:
                               timeout=30, what="failover finished")  # fmt: skip
         done_at = registered_at or max(handled_at, finished[0])
         basestations_moved = attached(pair.backup_db) if sim is not None else 0
+        back = returned(pair, pbx, lambda: (pair.master.start(), pair.master.wait_ready()))
 
     moved = int(finished[1].split("Failover finished: ")[1].split(" users")[0])
     result = {
@@ -157,6 +189,7 @@ def main() -> int:
         "detection_window_s": args.window,
         "pbx": pbx is not None,
         "sip_rate": args.sip_rate if pbx is not None else None,
+        **back,
     }
     print(json.dumps(result))
     print(
@@ -171,7 +204,113 @@ def main() -> int:
             if result["basestations_s"] is not None
             else ""
         )
+        + (
+            f"; the master back: converged after {back['converged_s']:.2f} s, "
+            f"{back['users_moved_back']} users moved back"
+            if back.get("converged_s") is not None
+            else ""
+        )
     )
+    return 0
+
+
+def holders(pair) -> dict[int, str]:
+    owners = pair.owners()
+    return {pk: side for side in ("master", "backup") for pk in owners[side]["registered"]}
+
+
+def returned(pair, pbx, bring_back, *, sample=None) -> dict:
+    """Bring the master back, wait until the pair has converged; the figures of it."""
+    if pbx is None:
+        bring_back()
+        return {}
+    before = holders(pair)
+    back_at = time.time()
+    bring_back()
+    twice = 0
+    while not pair.registered_by_owner():
+        if time.time() - back_at > 120:
+            raise SystemExit("the pair did not converge within 120 s of the master's return")
+        time.sleep(0.05)
+    converged_at = time.time()
+    after = holders(pair)
+    for _ in range(int(3 / 0.1)):  # a while longer: nobody may be registered twice
+        twice = max(twice, len(pair.registered_twice()))
+        time.sleep(0.1)
+    moved_back = sum(1 for pk, side in after.items() if side == "master" and before.get(pk) != side)
+    return {"converged_s": round(converged_at - back_at, 3), "users_moved_back": moved_back,
+            "registered_twice_max": twice}  # fmt: skip
+
+
+def served(pair, users: int) -> bool:
+    try:
+        owners = pair.owners()
+    except Exception:  # noqa: BLE001 (a database that is down serves nobody we know of)
+        return False
+    return len(owners["master"]["registered"] | owners["backup"]["registered"]) >= users
+
+
+def part_failure(args) -> int:
+    """--kill PROCESS or --pause S: the master's part fails, then comes back."""
+    env = {"KWS_HEARTBEAT_INTERVAL": str(args.heartbeat), "KWS_DETECTION_WINDOW": str(args.window),
+           "KWS_LOG_LEVEL": "INFO" if args.verbose else "WARNING"}  # fmt: skip
+    log = print if args.verbose else LineLog()
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kws-bench-"))
+        pbx = stack.enter_context(Kamailio())
+        pair = stack.enter_context(pair_cluster(
+            Path(tmp), log, users=args.users, failover_time=args.failover_time,
+            master_env=env, backup_env=env, licensed_users=max(500, args.users),
+        ))  # fmt: skip
+        pair.wait_paired(timeout=60)
+        rows = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
+        pbx.add_subscribers([(user, "127.0.0.1", password) for user, password in rows])
+        pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}",
+                           f"sip.rate={args.sip_rate}")  # fmt: skip
+        wait_until(pair.registered_by_owner, timeout=300, what="every user registered by its owner")
+        time.sleep(2 * args.heartbeat)
+        failed_at = time.time()
+        if args.pause:
+            pair.master.pause()
+            time.sleep(args.pause)
+            back = returned(pair, pbx, pair.master.resume)
+            result = {"mode": f"pause {args.pause:g} s", **back}
+        else:
+            pair.master.kill_process(args.kill)
+            unserved_since, back_at = None, None
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                ok = served(pair, args.users)
+                now = time.time()
+                if not ok and unserved_since is None:
+                    unserved_since = now
+                if ok and unserved_since is not None and back_at is None:
+                    back_at = now
+                if pair.master_db.event_since("process", failed_at) and (
+                    back_at is not None or (unserved_since is None and now - failed_at > 10)
+                ):
+                    break
+                time.sleep(0.05)
+            wait_until(pair.registered_by_owner, timeout=120, what="converged after the restart")
+            result = {
+                "mode": f"kill {args.kill}",
+                "reregistered_s": round((back_at or failed_at) - failed_at, 3),
+                "unserved_s": round(back_at - unserved_since, 3) if back_at else 0.0,
+                "takeover": bool(pair.backup_db.event_since("failover_started", failed_at)),
+                "converged_s": round(time.time() - failed_at, 3),
+            }
+        result.update(users=args.users, failover_time_s=args.failover_time,
+                      heartbeat_s=args.heartbeat, detection_window_s=args.window)  # fmt: skip
+    print(json.dumps(result))
+    if args.pause:
+        print(f"master paused {args.pause:g} s: converged {result['converged_s']:.2f} s after "
+              f"SIGCONT, {result['users_moved_back']} users moved back, at most "
+              f"{result['registered_twice_max']} registered twice after convergence")  # fmt: skip
+    else:
+        print(f"{result['mode']} of the master: every user registered again "
+              f"{result['reregistered_s']:.2f} s after the kill"
+              f"{' (the backup took over)' if result['takeover'] else ''}; converged after "
+              f"{result['converged_s']:.2f} s")  # fmt: skip
     return 0
 
 

@@ -50,6 +50,12 @@ class NodeState(models.Model):
     # Since when this master is handing its role to the backup (a switchover); no write
     # is accepted meanwhile.
     switchover_since = models.DateTimeField(null=True, blank=True)
+    # Who handles which user (core.assignment): this server's slot (A or B, kept through
+    # role changes), the newest assignment it knows, and the homes whose users it
+    # registers now ("" none, "A", "B", "AB"), as the engine last decided.
+    slot = models.CharField(max_length=1, blank=True)
+    assignment = models.JSONField(default=dict, blank=True)
+    registering = models.CharField(max_length=2, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -145,3 +151,18 @@ class ChangeLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.entity} {self.op} {self.key}"
+
+
+class ProcessBeat(models.Model):
+    """The liveness stamp of one of this node's processes (web, worker, beat, sip): when it
+    last did its work and what it said. The engine's own stamp is ``NodeState.last_tick``."""
+
+    role = models.CharField(max_length=20, primary_key=True)
+    pid = models.PositiveIntegerField(default=0)
+    stamped_at = models.DateTimeField()
+    detail = models.CharField(max_length=200, blank=True)
+    # Whether the last health check found it stale (so the event is written once).
+    down = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.role} at {self.stamped_at:%H:%M:%S}"

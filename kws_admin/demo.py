@@ -141,14 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.handsets} handsets keep alive with the master\n"
             f"  data in {data} (rm -r it to start afresh); Ctrl-C stops everything\n"
         )
+        # A process that dies is restarted by its node's supervisor (kws_admin.cluster);
+        # the demo stops only when asked.
         while not stopping.wait(0.5):
             if os.getppid() != parent:  # the terminal or make went away: do not linger
                 stopping.set()
-            for node in nodes:
-                for role, proc in node.processes.items():
-                    if proc.poll() is not None:
-                        output(f"[{node.name}/{role}] exited with {proc.returncode}; stopping")
-                        stopping.set()
     except (RuntimeError, TimeoutError) as exc:
         output(f"demo failed: {exc}")
         return 1

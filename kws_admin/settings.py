@@ -166,7 +166,11 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        # Persistent connections are checked before reuse: after the database was lost
+        # and came back, the next request reconnects instead of failing.
+        DATABASES = {
+            "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+        }
     except ValueError as exc:
         raise ImproperlyConfigured(f"KWS_DATABASE_URL: {exc}") from None
 else:
@@ -225,6 +229,8 @@ BROKER_TORN_EVERY = env_int("BROKER_TORN_EVERY", 0, minimum=0)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat stamps its liveness at every tick (core.health).
+CELERY_BEAT_SCHEDULER = "kws_admin.beat:Scheduler"
 if BROKER_URL:
     CELERY_BROKER_URL = BROKER_URL
 else:
@@ -249,6 +255,9 @@ else:
         "kws_torn_every": BROKER_TORN_EVERY,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A lost broker is retried for ever, not 100 times: a node never stops by itself on a
+# transient error (the stale stamps say it is unwell meanwhile).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Heartbeat and detection settings of the redundancy engine (seconds).
 HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 1.0, minimum=0.1)
 # Two missed beats at the default interval: detection within 2-3 s (the seed allows 15 s);

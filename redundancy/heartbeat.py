@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from basestations.selectors import devices_heartbeat
+from core.assignment import BOTH, SLOTS, Assignment
+from core.health import engine_fresh, health_report, health_report_parse
 from core.models import NodeState
 from core.peer import PeerClient, PeerError
 from core.selectors import config_read
@@ -75,6 +78,13 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
             (state.peer_status or {}).get("registrations_seen")
         ),
         "registrations_seen": peer_registrations_cursor(),
+        # Who handles which user (core.assignment): our slot, the newest assignment we
+        # know, and the homes whose users we register now.
+        "slot": state.slot,
+        "assignment": state.assignment or None,
+        "registering": state.registering,
+        # Each process's liveness: a node that cannot serve its users counts as lost.
+        "health": health_report(window=settings.DETECTION_WINDOW),
         "sent_at": time.time(),
     }
     if claims.mode == "master" and peer_claims is not None:
@@ -105,7 +115,15 @@ def parse_status(payload: Any) -> PeerStatus:
     verdict = payload.get("verdict")
     if verdict is not None and not isinstance(verdict, dict):
         raise MalformedStatus("verdict must be an object")
+    if payload.get("slot", "") not in ("", *SLOTS):
+        raise MalformedStatus("slot must be A, B or empty")
+    if payload.get("registering", "") not in ("", *SLOTS, BOTH):
+        raise MalformedStatus("registering must be A, B, AB or empty")
+    assignment = payload.get("assignment")
+    if assignment is not None and Assignment.from_dict(assignment) is None:
+        raise MalformedStatus("assignment must be {epoch, by_master, serving}")
     try:
+        health_report_parse(payload.get("health"))
         peer_cursor_parse(payload.get("registrations_seen"))
         rows = peer_registration_rows_parse(payload.get("registrations", []))
     except ValueError as exc:
@@ -113,28 +131,48 @@ def parse_status(payload: Any) -> PeerStatus:
     return PeerStatus(claims=sm.Claims.from_dict(claims), registrations=rows)
 
 
-def peer_status_record(payload: dict[str, Any], parsed: PeerStatus) -> None:
+def peer_status_record(payload: dict[str, Any], parsed: PeerStatus, *, answered: bool) -> None:
     """Remember a valid status of the peer (``parsed`` from ``parse_status``) and when it
-    arrived, and the registration states it carried (in their own table)."""
+    arrived, and the registration states it carried (in their own table).
+
+    ``answered``: it is the peer's answer to our own heartbeat. Only such an answer
+    says the peer is alive (``peer_seen_at``): it proves the peer's web server and engine
+    work and the link carries our requests (a peer whose web server died can still send
+    us its heartbeats, and devices cannot reach it)."""
     status = {key: value for key, value in payload.items() if key != "registrations"}
+    status["received_at"] = time.time()
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
-        NodeState.objects.filter(pk=1).update(peer_seen_at=timezone.now(), peer_status=status)
+        fields: dict[str, Any] = {"peer_status": status}
+        if answered:
+            fields["peer_seen_at"] = timezone.now()
+        NodeState.objects.filter(pk=1).update(**fields)
         if parsed.registrations:
             peer_registrations_record(parsed.registrations)
 
 
 def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:
-    """The peer API's heartbeat: record the peer's status, answer with ours."""
+    """The peer API's heartbeat: record the peer's status, answer with ours, while this
+    node's engine is deciding (503 otherwise: a node whose engine stopped must not look
+    healthy to its peer, which then takes over)."""
     values = config_read()
     if values["redundancy.mode"] == "single":
         return 409, {"error": f"{settings.NODE_NAME} is a single server, not paired"}
+    state = NodeState.load()
+    if not engine_fresh(state):
+        age = "never" if state.last_tick is None else f"{_age(state.last_tick):.1f} s ago"
+        return 503, {"error": f"the engine of {settings.NODE_NAME} is not running (last "
+                     f"decision: {age})"}  # fmt: skip
     try:
         parsed = parse_status(payload)
     except MalformedStatus as exc:
         return 400, {"error": f"malformed heartbeat: {exc}"}
-    peer_status_record(payload, parsed)
+    peer_status_record(payload, parsed, answered=False)
     return 200, status_payload(values=values, peer_claims=parsed.claims)
+
+
+def _age(moment: datetime) -> float:
+    return (timezone.now() - moment).total_seconds()
 
 
 def heartbeat_send(values: dict[str, Any]) -> None:
@@ -151,4 +189,4 @@ def heartbeat_send(values: dict[str, Any]) -> None:
     except (PeerError, MalformedStatus) as exc:
         logger.debug("heartbeat to %s failed: %s", values["redundancy.peer"], exc)
         return
-    peer_status_record(answer, parsed)
+    peer_status_record(answer, parsed, answered=True)

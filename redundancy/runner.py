@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import transaction
 
 from basestations.selectors import witness_report
+from core.assignment import SLOTS, Assignment
+from core.health import health_parts, health_watch, unserved_reason
 from core.models import NodeState
 from core.selectors import config_read
 from core.services import config_update, event_record
@@ -23,10 +25,9 @@ from redundancy.heartbeat import heartbeat_send, own_claims
 
 logger = logging.getLogger(__name__)
 
-# The Celery tasks (redundancy.tasks) the TakeOver and Rebalance actions queue, by name:
-# the tasks call into the services, so the runner does not import them.
+# The Celery task (redundancy.tasks) the TakeOver action queues, by name: the tasks call
+# into the services, so the runner does not import them.
 TAKE_OVER_TASK = "redundancy.users_take_over"
-REBALANCE_TASK = "redundancy.users_rebalance"
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -35,6 +36,9 @@ def _epoch(moment: datetime | None) -> float | None:
 
 def observations(values: dict[str, Any], state: NodeState) -> sm.Observations:
     peer = state.peer_status or {}
+    peer_slot = peer.get("slot")
+    window = settings.DETECTION_WINDOW
+    own = {p.role: p for p in health_parts(window=window)}
     return sm.Observations(
         mode=values["redundancy.mode"],
         failover_time=values["redundancy.failover_time"],
@@ -44,6 +48,15 @@ def observations(values: dict[str, Any], state: NodeState) -> sm.Observations:
         peer_seen_at=_epoch(state.peer_seen_at),
         verdict=sm.Verdict.from_dict(peer.get("verdict")),
         witness=witness(),
+        slot=state.slot,
+        assignment=Assignment.from_dict(state.assignment),
+        registering=state.registering,
+        peer_slot=peer_slot if peer_slot in SLOTS else "",
+        peer_assignment=Assignment.from_dict(peer.get("assignment")),
+        peer_registering=str(peer.get("registering") or ""),
+        own_healthy=own["sip"].alive,
+        peer_unserved=unserved_reason(peer.get("health") or {}, window=window),
+        peer_phase=str(peer.get("phase") or ""),
     )
 
 
@@ -82,9 +95,17 @@ def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decisi
         state.reason = decision.reason[:300]
         state.last_tick = datetime.fromtimestamp(now, UTC)
         state.engine = {"state": decision.state.as_dict(), "handles_users": decision.handles_users}
+        if decision.assignment != Assignment.from_dict(state.assignment):
+            logger.info(
+                "assignment: %s", decision.assignment.describe() if decision.assignment else "none"
+            )
+        state.slot = decision.slot
+        state.assignment = decision.assignment.as_dict() if decision.assignment else {}
+        state.registering = decision.registering
         state.save()
         for action in decision.actions:
             _carry_out(action)
+        health_watch(window=settings.DETECTION_WINDOW, node=settings.NODE_NAME)
     return decision
 
 
@@ -103,8 +124,6 @@ def _carry_out(action: sm.Action) -> None:
         transaction.on_commit(
             lambda: current_app.send_task(TAKE_OVER_TASK, kwargs={"started_at": started})
         )
-    elif isinstance(action, sm.Rebalance):
-        transaction.on_commit(lambda: current_app.send_task(REBALANCE_TASK))
 
 
 def engine_reset_on_start() -> None:
@@ -115,7 +134,10 @@ def engine_reset_on_start() -> None:
     with transaction.atomic():
         state = NodeState.objects.select_for_update().get(pk=1)
         old = sm.State.from_dict(state.engine.get("state"))
-        state.engine = {"state": sm.State(joined_before=old.joined_before).as_dict()}
+        fresh = sm.State(joined_before=old.joined_before, started_at=time.time())
+        state.engine = {"state": fresh.as_dict()}
+        # Nothing is registered until the first beat has decided what this server owns.
+        state.registering = ""
         state.peer_seen_at = None
         state.switchover_since = None
         state.save()

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.assignment import BOTH, Assignment, newest
 from core.changelog import changelog_head_lock
 from core.models import NodeState
 from core.peer import PeerClient, PeerError
@@ -35,7 +36,7 @@ from redundancy import statemachine as sm
 from redundancy.follower import replication_pull
 from redundancy.heartbeat import MalformedStatus, parse_status, status_payload
 from redundancy.models import ReplicationState
-from users.services import assign_all_to_self
+from users.models import DectUser
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,20 @@ def _engine_restart(*, mode: str, phase: str, took_over_at: float | None = None)
     state.save()
 
 
+def _assignment_take_all() -> None:
+    """This server (promoted) serves every user: an assignment newer than any it knows."""
+    state = NodeState.objects.select_for_update().get(pk=1)
+    peer = state.peer_status or {}
+    known = newest(
+        Assignment.from_dict(state.assignment), Assignment.from_dict(peer.get("assignment"))
+    )
+    slot = state.slot or "A"
+    state.slot = slot
+    state.assignment = Assignment(known.epoch + 1, True, slot).as_dict()
+    state.registering = BOTH
+    state.save()
+
+
 def backup_promote(*, actor: str) -> int:
     """Make this backup the master (the master is permanently lost).
 
@@ -91,7 +106,8 @@ def backup_promote(*, actor: str) -> int:
     with transaction.atomic():
         _role_set(mode="master", values=values, actor=actor)
         _engine_restart(mode="master", phase=FAILOVER, took_over_at=time.time())
-        handled = assign_all_to_self()
+        _assignment_take_all()
+        handled = DectUser.objects.count()
         event_record(
             kind="promotion",
             message=f"{settings.NODE_NAME} promoted from backup to master by {actor}; "

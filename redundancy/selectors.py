@@ -3,7 +3,8 @@ the heartbeat."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 from basestations.selectors import devices_per_node
 from core.changelog import changelog_head
 from core.config import MODE_LABELS
+from core.health import LABELS, PARTS, health_parts, unserved_reason
 from core.models import NodeState, Phase
 from core.selectors import config_read
 from redundancy.models import ReplicationState
@@ -35,10 +37,46 @@ class NodeCard:
     replication: dict[str, Any]
     is_self: bool
     devices: dict[str, int] | None = None
+    # Each process of the server and the age of its stamp (core.health).
+    processes: list[ProcessRow] = field(default_factory=list)
+    # The peer is lost: what the card shows is what was last heard, greyed.
+    stale: bool = False
+    # Why the peer cannot serve its users, as its last heartbeat said ('' if it can).
+    unserved: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    role: str
+    label: str
+    age: float | None
+    alive: bool
+    detail: str = ""
 
 
 def _role(mode: str) -> str:
     return MODE_LABELS.get(mode, mode or "unknown")
+
+
+def _own_processes() -> list[ProcessRow]:
+    return [
+        ProcessRow(p.role, p.label, p.age, p.alive, p.detail)
+        for p in health_parts(window=settings.DETECTION_WINDOW)
+    ]
+
+
+def _peer_processes(report: dict[str, Any], heard_ago: float) -> list[ProcessRow]:
+    """The peer's processes as its last heartbeat said, aged by the time since."""
+    rows = []
+    for role in PARTS:
+        part = report.get(role)
+        if not isinstance(part, dict):
+            continue
+        age = part.get("age")
+        age = None if age is None else age + heard_ago
+        alive = age is not None and age <= settings.DETECTION_WINDOW
+        rows.append(ProcessRow(role, LABELS[role], age, alive, str(part.get("detail", ""))))
+    return rows
 
 
 def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
@@ -61,12 +99,19 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         replication=replication_status(),
         is_self=True,
         devices=devices.get(settings.NODE_NAME),
+        processes=_own_processes(),
     )
     if mode == "single":
         return own, None, state
     status = state.peer_status or {}
     claims = status.get("claims") or {}
     age = (timezone.now() - state.peer_seen_at).total_seconds() if state.peer_seen_at else None
+    received = status.get("received_at")
+    heard_ago = max(0.0, time.time() - received) if isinstance(received, int | float) else 0.0
+    report = status.get("health") or {}
+    window = settings.DETECTION_WINDOW
+    unserved = unserved_reason(report, window=window)
+    stale = age is None or age > window
     peer = NodeCard(
         name=claims.get("node") or values["redundancy.peer"],
         mode=claims.get("mode", ""),
@@ -79,7 +124,13 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         database_uuid=claims.get("database_uuid", ""),
         replication=status.get("replication") or {},
         is_self=False,
-        devices=next((v for k, v in devices.items() if k != settings.NODE_NAME), None),
+        # Devices are not counted on a server that is gone: it serves none of them.
+        devices=None
+        if stale
+        else next((v for k, v in devices.items() if k != settings.NODE_NAME), None),
+        processes=_peer_processes(report, heard_ago),
+        stale=stale,
+        unserved=unserved,
     )
     return own, peer, state
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from core.assignment import BOTH, SLOTS, Assignment, newest, other_slot
+
 # The phases and the lock rule are core's: every writer asks the same rule.
 from core.rules import (  # noqa: F401 (LOCK_* re-exported for the tests' tables)
     FAILOVER,
@@ -155,6 +157,22 @@ class Observations:
     verdict: Verdict | None = None
     # The base stations' view of the peer; None: not consulted.
     witness: Witness | None = None
+    # Who handles which user (core.assignment): this server's slot and the newest
+    # assignment it knows, and the peer's as its last heartbeat said them.
+    slot: str = ""
+    assignment: Assignment | None = None
+    # The homes whose users this server registered after the last decision.
+    registering: str = ""
+    peer_slot: str = ""
+    peer_assignment: Assignment | None = None
+    # The homes whose users the peer said it registers.
+    peer_registering: str = ""
+    # Health (core.health): whether this server can serve its users (its SIP process
+    # works), why the peer cannot ('' if it can, as its last heartbeat said), and the
+    # phase the peer said it is in (the pair is whole when it sees this server too).
+    own_healthy: bool = True
+    peer_unserved: str = ""
+    peer_phase: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,9 @@ class State:
     # A takeover is held back because the base stations do not confirm the peer is lost
     # (recorded once, not at every beat).
     held_back: bool = False
+    # When the engine (re)started: until the peer is heard, or the detection window has
+    # passed, this server cannot tell whether the peer took its users over meanwhile.
+    started_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,18 +217,13 @@ class TakeOver:
 
 
 @dataclass(frozen=True)
-class Rebalance:
-    """Master: split the users 50/50 at random between master and backup."""
-
-
-@dataclass(frozen=True)
 class AdoptDatabaseUUID:
     """Backup: store the master's database UUID (ours was reset)."""
 
     database_uuid: str
 
 
-Action = RecordEvent | TakeOver | Rebalance | AdoptDatabaseUUID
+Action = RecordEvent | TakeOver | AdoptDatabaseUUID
 
 
 @dataclass(frozen=True)
@@ -217,9 +233,15 @@ class Decision:
     reason: str
     locked: bool
     lock_reason: str
-    # Whether this server registers its share of the users: a rejected backup,
-    # or one that never joined, handles none.
+    # Whether this server may register users at all: a rejected backup, or one that
+    # never joined, handles none.
     handles_users: bool
+    # This server's slot and the newest assignment (None: none yet, a backup that has not
+    # heard its master), and the homes whose users it registers now: those it owns under
+    # the assignment, less those the peer may still hold ("" none, "A", "B" or "AB").
+    slot: str = ""
+    assignment: Assignment | None = None
+    registering: str = ""
 
 
 def _decision(obs: Observations, state: State, actions: list[Action], reason: str) -> Decision:
@@ -234,13 +256,113 @@ def _decision(obs: Observations, state: State, actions: list[Action], reason: st
 def decide(state: State, obs: Observations, now: float) -> Decision:
     """The node's next state, the actions to carry out, and why (one sentence)."""
     if obs.mode == "single":
-        return _decision(obs, State(phase=SINGLE), [], "single server: no peer")
+        d = _decision(obs, State(phase=SINGLE), [], "single server: no peer")
+        return replace(d, registering=BOTH)
 
     peer_name = obs.peer.node if obs.peer else "the peer"
     alive = obs.peer_seen_at is not None and now - obs.peer_seen_at <= obs.detection_window
-    if alive:
-        return _decide_peer_alive(state, obs, now, peer_name)
-    return _decide_peer_silent(state, obs, now, peer_name)
+    if alive and obs.peer_unserved:
+        # It answers, but cannot serve its users: lost like a silent peer, by its own word
+        # (no split brain to fear, so the base stations need not confirm).
+        d = _decide_peer_silent(
+            state, obs, now, peer_name, why=f"cannot serve its users: {obs.peer_unserved}"
+        )
+    elif alive:
+        d = _decide_peer_alive(state, obs, now, peer_name)
+    else:
+        d = _decide_peer_silent(state, obs, now, peer_name)
+    # Only the accepted pair ends in phase normal: then the peer's word on the
+    # assignment counts. A peer that answers and shares our database may hold users even
+    # when it cannot serve them all: what it holds is respected.
+    talking = alive and obs.peer is not None and obs.peer.database_uuid == obs.own.database_uuid
+    return _ownership(obs, d, now, trusted=alive and d.state.phase == NORMAL, talking=talking)
+
+
+def _owned(assignment: Assignment | None, slot: str) -> set[str]:
+    """The homes whose users ``slot`` owns under ``assignment``."""
+    if assignment is None or not slot or not assignment.serves(slot):
+        return set()
+    return {slot} if assignment.serving == BOTH else set(SLOTS)
+
+
+def _ownership(
+    obs: Observations, d: Decision, now: float, *, trusted: bool, talking: bool
+) -> Decision:
+    """This server's slot, the newest assignment, and the homes it registers now.
+
+    - A master without a slot takes A; a backup takes the slot its master does not hold.
+    - A newer assignment of the accepted peer is adopted (a later epoch; of the same
+      epoch, the master's).
+    - The survivor of a failure (a TakeOver) raises the epoch above every assignment it
+      knows and serves every user; the master gives the users back to their homes
+      (epoch + 1, both) once the pair is whole: the backup has joined and says it sees
+      the master too (phase normal), and the master can serve its own half.
+    - It registers what it owns; with the peer in the pair, a home it gains only once
+      the peer has reported this assignment's epoch and does not register that home
+      (a lost peer holds nothing). So the two never register the same user: who loses
+      users lets go at once, who gains them waits for the loser to say so.
+    - After a (re)start it registers nothing until it has heard the peer or the
+      detection window has passed without it.
+    """
+    slot = obs.slot
+    peer_a = obs.peer_assignment if trusted else None
+    if obs.mode == "master" and not slot:
+        slot = "B" if trusted and obs.peer_slot == "A" else "A"
+    elif obs.mode == "slave" and trusted and obs.peer_slot:
+        slot = other_slot(obs.peer_slot)
+    assignment = obs.assignment
+    if obs.mode == "master" and assignment is None:
+        assignment = Assignment(epoch=0, by_master=True, serving=slot)
+    if peer_a is not None:
+        assignment = newest(assignment, peer_a)
+    actions = list(d.actions)
+    if any(isinstance(a, TakeOver) for a in actions) and slot:
+        base = newest(assignment, obs.peer_assignment)
+        assignment = Assignment(base.epoch + 1, obs.mode == "master", slot)
+    elif (
+        obs.mode == "master"
+        and trusted
+        and obs.peer_phase == NORMAL
+        and obs.own_healthy
+        and assignment is not None
+        and assignment.serving != BOTH
+    ):
+        assignment = Assignment(assignment.epoch + 1, True, BOTH)
+        peer_name = obs.peer.node if obs.peer else "the backup"
+        actions.append(
+            RecordEvent(
+                "assignment",
+                f"Users back on both servers ({assignment.describe()}): each user on its "
+                f"home server, {obs.own.node} and {peer_name}",
+            )
+        )
+    registering: set[str] = set()
+    starting = (
+        d.state.started_at is not None
+        and obs.peer_seen_at is None
+        and now - d.state.started_at < obs.detection_window
+    )
+    if d.handles_users and not starting:
+        owned = _owned(assignment, slot)
+        registering = owned
+        if (trusted or talking) and assignment is not None:
+            # The peer has seen this assignment (or a newer one) only if its epoch is at
+            # least ours; until then it may still hold what it held, or take it again.
+            # A peer without any assignment (a backup joining) holds nothing.
+            peer = obs.peer_assignment
+            caught_up = peer is None or peer.epoch >= assignment.epoch
+            held = set(obs.peer_registering) if caught_up else set()
+            before = set(obs.registering)
+            kept = (owned & before) - held
+            gained = (owned - before - set(obs.peer_registering)) if caught_up else set()
+            registering = kept | gained
+    return replace(
+        d,
+        actions=actions,
+        slot=slot,
+        assignment=assignment,
+        registering="".join(sorted(registering)),
+    )
 
 
 def _decide_peer_alive(state: State, obs: Observations, now: float, peer_name: str) -> Decision:
@@ -286,8 +408,6 @@ def _decide_peer_alive(state: State, obs: Observations, now: float, peer_name: s
         else:
             joined = f"Joined master {peer_name}"
         actions.append(RecordEvent("join", joined))
-        if obs.mode == "master":
-            actions.append(Rebalance())
     new = State(phase=NORMAL, joined_before=True)
     return _decision(obs, new, actions, f"pair formed with {peer_name}: heartbeats arrive")
 
@@ -305,21 +425,30 @@ def _backup_view(obs: Observations) -> Verdict:
     return obs.verdict
 
 
-def _decide_peer_silent(state: State, obs: Observations, now: float, peer_name: str) -> Decision:
+def _decide_peer_silent(
+    state: State, obs: Observations, now: float, peer_name: str, *, why: str = ""
+) -> Decision:
     actions: list[Action] = []
-    if obs.peer_seen_at is None:
+    if why:
+        silent_for = why
+    elif obs.peer_seen_at is None:
         silent_for = "never heard"
     else:
         silent_for = f"silent for {now - obs.peer_seen_at:.1f} s"
 
+    starting = state.started_at is not None and now - state.started_at < obs.detection_window
+    if obs.peer_seen_at is None and starting and state.phase == SINGLE:
+        # Just (re)started: the peer has not had the detection window to answer yet.
+        return _decision(obs, state, actions, f"starting: waiting to hear {peer_name}")
     if state.phase in (SINGLE, NORMAL, REJECTED):
         new = replace(state, phase=PEER_LOST, lost_at=now, rejection="")
         if state.phase == NORMAL:
             actions.append(
                 RecordEvent(
                     "peer_lost",
-                    f"{peer_name} lost: no valid heartbeat, {silent_for} (detection window "
-                    f"{obs.detection_window:g} s); failover in {obs.failover_time:g} s",
+                    f"{peer_name} lost: {why or 'no valid heartbeat, ' + silent_for} "
+                    f"(detection window {obs.detection_window:g} s); failover in "
+                    f"{obs.failover_time:g} s",
                     "warning",
                 )
             )
@@ -344,7 +473,7 @@ def _decide_peer_silent(state: State, obs: Observations, now: float, peer_name: 
             f"{peer_name} {silent_for}; failover in {obs.failover_time - waited:.1f} s",
         )
     witness = obs.witness
-    if witness is not None and witness.known and not witness.confirmed:
+    if witness is not None and witness.known and not witness.confirmed and not why:
         # Split brain: the peer may be running and serving; only the devices can tell.
         if not state.held_back:
             actions.append(

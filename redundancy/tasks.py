@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import task_prerun, worker_ready
 
 from basestations.services import devices_takeover_report
 from core.changelog import changelog_trim
+from core.health import health_stamp
 from core.peer import nonce_purge
 from redundancy import runner
 from redundancy.durability import replication_nudge
 from redundancy.follower import replication_pull
-from users.services import users_rebalance, users_take_over
+from users.services import users_takeover_report
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,10 @@ def housekeeping() -> None:
 
 @shared_task(name=runner.TAKE_OVER_TASK, ignore_result=True)
 def users_take_over_task(*, started_at: float) -> None:
-    """Take over every user of the lost peer, then wait for its devices to come here."""
-    users_take_over(started_at=started_at)
+    """After the takeover of every user of the lost peer (the engine's new assignment):
+    record it, then wait for the peer's devices to come here."""
+    users_takeover_report(started_at=started_at)
     devices_takeover_report(started_at=started_at)
-
-
-@shared_task(name=runner.REBALANCE_TASK, ignore_result=True)
-def users_rebalance_task() -> None:
-    users_rebalance()
 
 
 @shared_task(name="redundancy.replication_pull", ignore_result=True)
@@ -66,3 +63,10 @@ def replication_trim_task() -> None:
 @worker_ready.connect
 def _reset_engine_on_start(**_) -> None:
     runner.engine_reset_on_start()
+    health_stamp("worker", detail="started", force=True)
+
+
+@task_prerun.connect
+def _stamp_worker(**_) -> None:
+    # The worker's liveness is that it runs tasks (at most one write a second).
+    health_stamp("worker")

@@ -2,12 +2,23 @@ from django.db import models
 
 
 class Node(models.TextChoices):
+    """The NODE column: the server that handles a user now, the master or the backup."""
+
     MASTER = "M", "M"
     BACKUP = "S", "S"
 
 
+class Home(models.TextChoices):
+    """A user's home: the slot of the pair (core.assignment) that handles it while both
+    servers serve; chosen at random once, when the user is created."""
+
+    A = "A", "A"
+    B = "B", "B"
+
+
 class DectUser(models.Model):
-    """A handset user of the DECT system and the server (NODE) that handles it."""
+    """A handset user of the DECT system. Which server handles it (the NODE column) follows
+    from its ``home`` and the pair's assignment (``users.selectors``)."""
 
     class Subscription(models.TextChoices):
         NONE = "none", "not subscribed"
@@ -23,7 +34,7 @@ class DectUser(models.Model):
     subscription = models.CharField(
         max_length=12, choices=Subscription.choices, default=Subscription.NONE
     )
-    node = models.CharField("NODE", max_length=1, choices=Node.choices, default=Node.MASTER)
+    home = models.CharField(max_length=1, choices=Home.choices, default=Home.A)
 
     class Meta:
         ordering = ["extension"]

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections
 
+from core.health import health_stamp
 from core.selectors import config_read
 from users.config import registrar_address
 from users.models import DectUser, PeerRegistration, SipRegistration
@@ -59,7 +61,8 @@ def pbx_settings(values: dict[str, Any]) -> PbxSettings | None:
 def desired_accounts() -> tuple[PbxSettings | None, dict[str, Credentials], dict[str, int]]:
     """The PBX to use, the accounts this server must hold, and user ids by SIP user."""
     close_old_connections()
-    pbx = pbx_settings(config_read())
+    values = config_read()
+    pbx = pbx_settings(values)
     accounts: dict[str, Credentials] = {}
     ids: dict[str, int] = {}
     if pbx is not None:
@@ -168,8 +171,21 @@ def peer_registrations_record(rows: list[PeerRegistration], *, now: datetime | N
     return len(kept)
 
 
+def _paired() -> bool:
+    return config_read()["redundancy.mode"] != "single"
+
+
 class RegistrationRunner:
-    """Keeps this server's PBX registrations equal to the users it handles."""
+    """Keeps this server's PBX registrations equal to the users it handles.
+
+    A lost database never ends it: the step and the flush are retried (the step with
+    backoff, up to ``MAX_BACKOFF``), and its liveness stamp ages meanwhile. A paired
+    server that cannot read its database for longer than the detection window cannot
+    tell whether the peer has taken its users over: it un-registers them rather than
+    risk two registrations of one user, and registers what it owns once it can read
+    again."""
+
+    MAX_BACKOFF = 2.0
 
     def __init__(self, *, poll: float = 0.5, flush: float = 0.25) -> None:
         self.poll = poll
@@ -180,6 +196,12 @@ class RegistrationRunner:
         # Users handed away or deleted, so their final un-REGISTER is still recorded.
         self._gone_ids: dict[str, int] = {}
         self._buffer: dict[int, RegistrationStatus] = {}
+        # Since when the database cannot be read (monotonic), and whether this server
+        # was paired when it last could.
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._paired = True
+        self._released = False
 
     def _on_change(self, user: str, status: RegistrationStatus) -> None:
         user_id = self.ids.get(user) or self._gone_ids.get(user)
@@ -187,14 +209,54 @@ class RegistrationRunner:
             self._buffer[user_id] = status
 
     async def step(self) -> None:
-        """Read what this server must hold, adjust the client, and flush statuses."""
+        """Read what this server must hold, adjust the client, and stamp its liveness."""
         pbx, accounts, ids = await asyncio.to_thread(desired_accounts)
+        self._paired = await asyncio.to_thread(_paired)
         if pbx != self.pbx:
             await self._switch(pbx)
         self._gone_ids.update({u: i for u, i in self.ids.items() if u not in ids})
         self.ids = ids
         if self.client is not None:
             self.client.set_accounts(accounts)
+        registered = self.client.progress().registered if self.client is not None else 0
+        detail = f"{len(accounts)} users to register, {registered} registered"
+        await asyncio.to_thread(health_stamp, "sip", detail=detail)
+
+    def _database_lost(self, exc: Exception) -> None:
+        """A step could not read the database: note it; release every user once the
+        node cannot tell for longer than the detection window whether they are its."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            logger.warning("registration step failed (%s); retrying", exc)
+        self._failures += 1
+        lost_for = now - self._failing_since
+        if (
+            self._paired
+            and not self._released
+            and lost_for > settings.DETECTION_WINDOW
+            and self.client is not None
+        ):
+            logger.warning(
+                "database unreachable for %.1f s: un-registering every user, the peer may "
+                "have taken them over",
+                lost_for,
+            )
+            self.client.set_accounts({})
+            self._released = True
+
+    def _database_back(self) -> None:
+        if self._failing_since is not None:
+            logger.info(
+                "registration step works again after %.1f s",
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since, self._failures, self._released = None, 0, False
+
+    def _next_delay(self) -> float:
+        if not self._failures:
+            return self.poll
+        return min(self.MAX_BACKOFF, self.poll * 2 ** min(self._failures - 1, 6))
 
     async def _switch(self, pbx: PbxSettings | None) -> None:
         if self.client is not None:
@@ -215,10 +277,15 @@ class RegistrationRunner:
             logger.info("registering users with %s:%s over %s", *pbx.server, pbx.transport)
 
     async def flush(self) -> None:
+        """Write the buffered status changes; kept for the next flush if that fails."""
         if not self._buffer:
             return
         changes, self._buffer = self._buffer, {}
-        await asyncio.to_thread(registrations_record, changes)
+        try:
+            await asyncio.to_thread(registrations_record, changes)
+        except Exception as exc:  # a lost database: the states wait, newer ones win
+            self._buffer = {**changes, **self._buffer}
+            logger.debug("registration states not written yet: %s", exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         next_step = 0.0
@@ -227,9 +294,11 @@ class RegistrationRunner:
             if now >= next_step:
                 try:
                     await self.step()
-                except Exception:  # a database hiccup must not end registration
-                    logger.exception("registration step failed")
-                next_step = now + self.poll
+                except Exception as exc:  # a database hiccup must not end registration
+                    self._database_lost(exc)
+                else:
+                    self._database_back()
+                next_step = now + self._next_delay()
             await self.flush()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.flush_interval)

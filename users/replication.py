@@ -1,7 +1,6 @@
-"""DECT users as replicated entities: ``user`` (every column, by id) and
-``user_assignment`` (the NODE column of many users at once, after a rebalance or a
-takeover). Rows keep their ids on the backup, so this server's runtime rows that point
-at a user (its SIP registration) survive a snapshot resync."""
+"""DECT users as a replicated entity, ``user`` (every column, by id; ``user_assignment``
+is an older version's, applied as nothing). Rows keep their ids on the backup, so this
+server's runtime rows that point at a user (its SIP registration) survive a resync."""
 
 from __future__ import annotations
 
@@ -65,30 +64,14 @@ def _user_restore(rows: list[dict[str, Any]]) -> None:
 
 
 def _user_assignment_apply(op: str, key: str, data: Any) -> None:
-    if not isinstance(data, dict) or not set(data) <= {"M", "S"}:
-        raise ApplyError("user_assignment data must be {'M': [ids], 'S': [ids]}")
-    for node, ids in data.items():
-        DectUser.objects.filter(id__in=ids).exclude(node=node).update(node=node)
+    """Entries of an older version, which rewrote every user's NODE column at each
+    rebalance and takeover; who handles a user is the pair's assignment now, so they
+    change nothing (they may still wait in a change log written before an upgrade)."""
 
 
 def dect_user_record(user: DectUser) -> int:
     """Append a new or changed user, in the caller's transaction; return the seq."""
     return changelog_append(entity="user", op="upsert", key=str(user.pk), data=dect_user_data(user))
-
-
-def user_assignment_record(
-    *, to_master: list[int] | None = None, to_backup: list[int] | None = None
-) -> int:
-    """Append the NODE of every user (after a rebalance or takeover) as one entry, in the
-    caller's transaction; read from the table unless both lists are given. Returns the
-    entry's seq."""
-    if to_master is None or to_backup is None:
-        rows = DectUser.objects.order_by("id").values_list("id", "node")
-        to_master = [pk for pk, node in rows if node == "M"]
-        to_backup = [pk for pk, node in rows if node == "S"]
-    return changelog_append(
-        entity="user_assignment", op="set", key="all", data={"M": to_master, "S": to_backup}
-    )
 
 
 def register() -> None:

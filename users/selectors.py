@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 
+from core.assignment import BOTH, SLOTS, Assignment, other_slot
+from core.health import engine_fresh
 from core.models import NodeState
 from core.selectors import config_read
 from users.models import DectUser, PeerRegistration, SipRegistration
@@ -21,11 +23,44 @@ def own_letter() -> str:
 
 
 def handled_users() -> QuerySet[DectUser]:
-    """The users this server handles now: its NODE letter, none on an idle backup."""
+    """The users this server registers now: every user on a single server; on a paired
+    one the users of the homes its engine last said it registers (``NodeState.registering``,
+    see ``redundancy.statemachine``), and none while its engine is not deciding."""
     mode = config_read()["redundancy.mode"]
-    if mode == "slave" and not NodeState.load().engine.get("handles_users", False):
+    if mode == "single":
+        return DectUser.objects.all()
+    state = NodeState.load()
+    if not state.registering or not engine_fresh(state):
         return DectUser.objects.none()
-    return DectUser.objects.filter(node=LETTER[mode])
+    if state.registering == BOTH:
+        return DectUser.objects.all()
+    return DectUser.objects.filter(home=state.registering)
+
+
+def node_column() -> Value | Case:
+    """The NODE column (M: the master handles the user, S: the backup) as this server's
+    assignment says, for annotating user querysets: ``.annotate(node=node_column())``."""
+    values = config_read()
+    mode = values["redundancy.mode"]
+    state = NodeState.load()
+    assignment = Assignment.from_dict(state.assignment)
+    if mode == "single" or not state.slot or assignment is None:
+        return Value("M")
+    master_slot = state.slot if mode == "master" else other_slot(state.slot)
+    if assignment.serving != BOTH:
+        return Value("M" if assignment.serving == master_slot else "S")
+    return Case(When(home=master_slot, then=Value("M")), default=Value("S"))
+
+
+def users_with_node(queryset: QuerySet[DectUser] | None = None) -> QuerySet[DectUser]:
+    """Users annotated with their NODE letter (``node``)."""
+    return (DectUser.objects.all() if queryset is None else queryset).annotate(node=node_column())
+
+
+def home_counts() -> dict[str, int]:
+    """How many users each home has: the split of the pair."""
+    counts = dict(DectUser.objects.values_list("home").annotate(n=Count("id")))
+    return {slot: counts.get(slot, 0) for slot in SLOTS}
 
 
 def registration_progress() -> tuple[int, int]:

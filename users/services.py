@@ -5,9 +5,10 @@ reaches the backup) and its event-log entry. A backup or a locked node refuses
 with ``core.locks.Locked``; bad input raises ``ValidationError`` naming
 the field and the rule, and writes nothing.
 
-The NODE column says which server handles each user: chosen when the user is
-created, split 50/50 at random when the pair forms (``users_rebalance``), and
-all of them moved to the survivor on a takeover (``users_take_over``).
+Which server handles a user follows from its home (``core.assignment``), chosen
+at random once, when the user is created, so that the split stays within one
+user of 50/50; a takeover or a return changes the pair's assignment, never a
+user's home.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from core.assignment import home_for_new
 from core.changelog import changelog_append
-from core.models import NodeState, Phase
-from core.selectors import config_read, peer_name
+from core.models import NodeState
+from core.selectors import peer_name
 from core.services import event_record
 from licensing.selectors import user_limit_message
 from users import ipei
-from users.models import DectUser, Node
-from users.replication import dect_user_data, dect_user_record, user_assignment_record
-from users.selectors import LETTER
+from users.models import DectUser, Home
+from users.replication import dect_user_data, dect_user_record
+from users.selectors import home_counts
 
 _FIRST = ["Anna", "Bo", "Carla", "Dev", "Emil", "Freja", "Gustav", "Hana", "Ida", "Jonas"]
 _LAST = ["Berg", "Holm", "Jensen", "Kaur", "Lund", "Madsen", "Nielsen", "Ortiz", "Park", "Quist"]
@@ -37,7 +39,7 @@ _WARDS = ["ICU", "Ward 3", "Ward 4", "ER", "Pharmacy", "Porters", "Lab", "Radiol
 
 EDITABLE = (
     "extension", "display_name", "ipei", "access_code", "sip_username", "sip_password",
-    "subscription", "node",
+    "subscription",
 )  # fmt: skip
 _EXTENSION = re.compile(r"^\d{1,32}$")
 _ACCESS_CODE = re.compile(r"^\d{0,8}$")
@@ -69,8 +71,8 @@ def _normalized(user: DectUser) -> dict[str, str]:
     if user.subscription not in DectUser.Subscription.values:
         allowed = ", ".join(DectUser.Subscription.values)
         errors["subscription"] = f"{user.subscription!r} is not one of {allowed}"
-    if user.node not in Node.values:
-        errors["node"] = f"{user.node!r} is not a NODE; use M or S"
+    if user.home not in Home.values:
+        errors["home"] = f"{user.home!r} is not a home slot; use A or B"
     return errors
 
 
@@ -127,8 +129,7 @@ def dect_user_create(*, actor: str, **fields: Any) -> DectUser:
     _fields_check(fields)
     user = DectUser(**fields)
     with transaction.atomic():
-        if "node" not in fields:
-            user.node = node_for_new_user()
+        user.home = home_for_new_user()
         dect_user_validate(user)
         _user_limit_check(adding=1)
         _save(user)
@@ -175,6 +176,11 @@ def dect_user_seed_demo(*, count: int, seed: int = 6000) -> int:
 
     One transaction with a change-log entry per user. Raises Locked on a backup."""
     rng = random.Random(seed)
+    # Half each, at random (the names are the same every time, the homes are not).
+    homes = ["A", "B"] * (count // 2) + [home_for_new({}, random.SystemRandom().random())] * (
+        count % 2
+    )
+    random.SystemRandom().shuffle(homes)
     users = []
     for n in range(count):
         extension = str(2000 + n)
@@ -188,6 +194,7 @@ def dect_user_seed_demo(*, count: int, seed: int = 6000) -> int:
                 sip_username=extension,
                 sip_password=f"pw-{rng.getrandbits(48):012x}",
                 subscription=DectUser.Subscription.SUBSCRIBED,
+                home=homes[n],
             )
         )
     with transaction.atomic():
@@ -201,39 +208,20 @@ def dect_user_seed_demo(*, count: int, seed: int = 6000) -> int:
     return len(users)
 
 
-# --- NODE: which server handles each user ------------------------------------
+# --- Homes: which server handles each user while both serve --------------------
 
 
-def node_for_new_user() -> str:
-    """The NODE of a user created now. While the pair is formed (a master in phase
-    normal) at random, half each, so the split stays about 50/50 between rebalances;
-    otherwise this server: a single server, or a master running without its backup."""
-    values = config_read()
-    if values["redundancy.mode"] == "master" and NodeState.load().phase == Phase.NORMAL:
-        return random.SystemRandom().choice(("M", "S"))
-    return "M"
+def home_for_new_user() -> str:
+    """The home of a user created now: the smaller half, a tie decided at random, so the
+    split stays within one user of 50/50 and no other user ever moves."""
+    return home_for_new(home_counts(), random.SystemRandom().random())
 
 
-def assign_all_to_self() -> int:
-    """Mark every user as handled by this server (replicated when this is the master);
-    return how many users that is."""
-    mode = config_read()["redundancy.mode"]
-    with transaction.atomic():
-        DectUser.objects.exclude(node=LETTER[mode]).update(node=LETTER[mode])
-        if mode == "master":
-            user_assignment_record()
-        return DectUser.objects.count()
-
-
-def users_take_over(*, started_at: float) -> int:
-    """Make this server handle every user of the lost peer; return how many moved.
-    ``started_at`` (epoch) is when the takeover was decided, for the event."""
-    mode = config_read()["redundancy.mode"]
-    mine = LETTER[mode]
-    with transaction.atomic():
-        moved = DectUser.objects.exclude(node=mine).update(node=mine)
-        if mode == "master":
-            user_assignment_record()
+def users_takeover_report(*, started_at: float) -> int:
+    """After this server took over every user of the lost peer (a new assignment), record
+    how many users that moved to it; return the number."""
+    slot = NodeState.load().slot
+    moved = DectUser.objects.exclude(home=slot).count()
     took = time.time() - started_at
     event_record(
         kind="failover_finished",
@@ -241,22 +229,3 @@ def users_take_over(*, started_at: float) -> int:
         f"{settings.NODE_NAME} in {took:.2f} s",
     )
     return moved
-
-
-def users_rebalance() -> tuple[int, int]:
-    """Master: assign each user to master or backup at random, half each."""
-    with transaction.atomic():
-        ids = list(DectUser.objects.values_list("id", flat=True))
-        random.SystemRandom().shuffle(ids)
-        half = len(ids) // 2
-        to_master, to_backup = ids[:half], ids[half:]
-        DectUser.objects.filter(id__in=to_master).update(node="M")
-        DectUser.objects.filter(id__in=to_backup).update(node="S")
-        user_assignment_record(to_master=to_master, to_backup=to_backup)
-        event_record(
-            kind="rebalance",
-            message=f"Rebalanced {len(ids)} users: {len(to_master)} to master "
-            f"{settings.NODE_NAME}, "
-            f"{len(to_backup)} to backup {peer_name()}",
-        )
-    return len(to_master), len(to_backup)

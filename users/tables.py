@@ -29,12 +29,14 @@ class DectUserTable(tables.Table):
         empty_values=(),  # a user without a registration row still renders "not registered"
     )
     last_seen = tables.Column(verbose_name="Last seen", empty_values=(), orderable=False)
+    # Annotated by users.selectors.users_with_node: who handles the user now.
     node = tables.Column(verbose_name="NODE", attrs={"td": {"class": "node"}})
 
     class Meta:
         model = DectUser
         fields = ("extension", "display_name", "ipei", "access_code", "sip_username",
-                  "sip_password", "subscription", "registration", "last_seen", "node")  # fmt: skip
+                  "sip_password", "subscription", "registration", "last_seen")  # fmt: skip
+        sequence = ("...", "node")
         template_name = "users/partials/user_table.html"
         attrs = {"class": "list users"}
         empty_text = "No users match."

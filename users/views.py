@@ -11,14 +11,14 @@ from users import csv_io, services
 from users.filters import DectUserFilter
 from users.forms import CsvImportForm, DectUserForm
 from users.models import DectUser
-from users.selectors import own_letter
+from users.selectors import own_letter, users_with_node
 from users.tables import DectUserTable
 
 PER_PAGE = 50
 
 
 def _user_queryset():
-    return DectUser.objects.select_related("registration", "peer_registration")
+    return users_with_node(DectUser.objects.select_related("registration", "peer_registration"))
 
 
 def user_list(request):
@@ -56,7 +56,7 @@ def user_create(request):
 
 
 def user_edit(request, pk: int):
-    user = get_object_or_404(DectUser, pk=pk)
+    user = get_object_or_404(users_with_node(), pk=pk)
     if request.method == "POST":
         form = DectUserForm(request.POST, editing=True)
         if form.is_valid():

@@ -19,7 +19,6 @@ SECRET = "Sup3r-secret-value-never-shown"
     [
         ("user", "upsert", "1", {"sip_password": SECRET}),
         ("user", "upsert", "1", {"id": 1, "sip_password": SECRET, "pin": SECRET}),
-        ("user_assignment", "set", "all", {"X": [SECRET]}),
         ("admin_account", "upsert", "bob", {"password": SECRET}),
         ("admin_account", "upsert", "bob", {"username": "bob", "password": SECRET}),
         ("device", "upsert", "rfp:1", {"kind": "radio", "secret": SECRET}),

@@ -2,13 +2,16 @@
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from core import signing
 from core.models import Event, NodeState
 from core.services import config_update
+from tests.redundancy.test_replication_fakes import halves_served
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
@@ -23,6 +26,7 @@ def master(db):
                  "redundancy.secret": SECRET},
         actor="test",
     )  # fmt: skip
+    halves_served("A")
 
 
 def backup_status(**claims):
@@ -48,7 +52,17 @@ def test_a_signed_heartbeat_is_answered_with_a_signed_status(master):
     assert answer["claims"]["mode"] == "master"
     assert answer["verdict"]["needs_uuid"] is True
     state = NodeState.load()
-    assert state.peer_status["claims"]["node"] == "kws-b" and state.peer_seen_at
+    assert state.peer_status["claims"]["node"] == "kws-b"
+    # Alive is what answers our own heartbeat (it proves the peer's web server and engine).
+    assert state.peer_seen_at is None
+
+
+def test_a_node_whose_engine_stopped_does_not_answer_heartbeats(master):
+    NodeState.objects.filter(pk=1).update(last_tick=timezone.now() - timedelta(seconds=30))
+    response = post(backup_status())[0]
+    assert response.status_code == 503
+    assert "is not running (last decision: 30" in response.json()["error"]
+    assert not NodeState.load().peer_status  # nothing recorded from it either
 
 
 def test_the_verdict_names_a_firmware_mismatch(master):

@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.utils import timezone
 
+from core.assignment import Assignment
 from core.models import ConfigValue, NodeState, Phase
 from core.peer import PeerError
 from users import ipei
@@ -30,9 +32,24 @@ def _configure(values: dict[str, str]) -> None:
         ConfigValue.objects.update_or_create(key=key, defaults={"value": value})
 
 
+# The master holds slot A and the backup slot B, and both serve their halves: NODE M is
+# home A, NODE S home B (core.assignment).
+HOME = {"M": "A", "S": "B"}
+
+
+def halves_served(slot: str) -> None:
+    """This node's engine has just decided: the pair serves each user on its home."""
+    NodeState.objects.update_or_create(
+        pk=1,
+        defaults={"slot": slot, "assignment": Assignment(1, True, "AB").as_dict(),
+                  "registering": slot, "last_tick": timezone.now()},
+    )  # fmt: skip
+
+
 def become_master() -> None:
     _configure({"redundancy.mode": "master", "redundancy.peer": "127.0.0.1:9",
                 "redundancy.secret": SECRET, "redundancy.database_uuid": UUID})  # fmt: skip
+    halves_served("A")
 
 
 def become_backup(*, database_uuid: str = UUID, phase: str = Phase.NORMAL) -> None:
@@ -40,6 +57,7 @@ def become_backup(*, database_uuid: str = UUID, phase: str = Phase.NORMAL) -> No
                 "redundancy.secret": SECRET,
                 "redundancy.database_uuid": database_uuid})  # fmt: skip
     NodeState.objects.update_or_create(pk=1, defaults={"phase": phase})
+    halves_served("B")
 
 
 def user_row(pk: int, extension: str | None = None, **overrides: Any) -> dict[str, Any]:
@@ -52,7 +70,7 @@ def user_row(pk: int, extension: str | None = None, **overrides: Any) -> dict[st
         "sip_username": str(3000 + pk),
         "sip_password": f"pw{pk}",
         "subscription": "subscribed",
-        "node": "M",
+        "home": "A",
         **overrides,
     }
 
@@ -80,9 +98,7 @@ class FakeMaster:
         elif entity == "user" and op == "delete":
             self.users.pop(int(key), None)
         elif entity == "user_assignment":
-            for node, ids in data.items():
-                for pk in ids:
-                    self.users[pk]["node"] = node
+            pass  # an older version's entry: applied as nothing
         elif entity == "admin_account" and op == "upsert":
             self.admins[key] = copy.deepcopy(data)
         elif entity == "admin_account" and op == "delete":

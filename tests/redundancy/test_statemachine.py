@@ -15,7 +15,6 @@ from redundancy.statemachine import (
     AdoptDatabaseUUID,
     Claims,
     Observations,
-    Rebalance,
     RecordEvent,
     State,
     TakeOver,
@@ -55,6 +54,15 @@ class Node:
         self.peer_seen_at: float | None = None
         self.verdict: Verdict | None = Verdict(True) if mode == "slave" else None
         self.decision = None
+        # Who handles which user: fed back from each decision, as the runner stores it.
+        self.slot = ""
+        self.registering = ""
+        self.assignment = None
+        # What the peer said of it (set by a test, or by Pair below).
+        self.peer_slot = ""
+        self.peer_assignment = None
+        self.peer_registering = ""
+        self.peer_phase = NORMAL  # the peer sees this server too, unless a test says not
 
     def hear_peer(self) -> None:
         self.peer_seen_at = self.clock.now
@@ -71,9 +79,18 @@ class Node:
             peer=self.peer if self.peer_seen_at is not None else None,
             peer_seen_at=self.peer_seen_at,
             verdict=self.verdict,
+            slot=self.slot,
+            assignment=self.assignment,
+            registering=self.registering,
+            peer_slot=self.peer_slot,
+            peer_assignment=self.peer_assignment,
+            peer_registering=self.peer_registering,
+            peer_phase=self.peer_phase if self.peer_seen_at is not None else "",
         )
         self.decision = decide(self.state, obs, self.clock.now)
         self.state = self.decision.state
+        self.slot, self.assignment = self.decision.slot, self.decision.assignment
+        self.registering = self.decision.registering
         return self.decision
 
     def paired(self):
@@ -102,19 +119,19 @@ def test_a_single_server_is_single_unlocked_and_does_nothing():
 # --- Forming the pair ------------------------------------------------------------
 
 
-def test_the_master_forms_the_pair_and_rebalances_when_the_backup_is_heard():
+def test_the_master_forms_the_pair_and_gives_the_backup_its_half_when_it_is_heard():
     d = Node("master").step(heard=True)
     assert d.state.phase == NORMAL and d.state.joined_before
-    assert has(d, Rebalance)
-    assert kinds(d) == ["join"]
+    assert d.assignment.serving == "AB"
+    assert kinds(d) == ["join", "assignment"]
     assert "Backup kws-b joined" in d.actions[0].message
     assert not d.locked
 
 
-def test_the_backup_joins_without_rebalancing_and_is_locked():
+def test_the_backup_joins_without_deciding_the_split_and_is_locked():
     d = Node("slave").step(heard=True)
     assert d.state.phase == NORMAL
-    assert not has(d, Rebalance)
+    assert "assignment" not in kinds(d)
     assert (d.locked, d.lock_reason) == (True, LOCK_BACKUP)
     assert d.handles_users
 
@@ -276,19 +293,21 @@ def test_master_returns_backup_ends_failover_and_unlocks_configuration_of_the_pa
     assert d.lock_reason == LOCK_BACKUP
 
 
-def test_backup_returns_master_rebalances():
+def test_backup_returns_master_gives_it_its_half_back():
     node = Node("master", failover_time=0).paired()
     node.step(4)
+    assert node.decision.assignment.serving == "A"
     d = node.step(60, heard=True)
-    assert d.state.phase == NORMAL
-    assert has(d, Rebalance) and kinds(d) == ["peer_returned", "join"]
+    assert d.state.phase == NORMAL and d.assignment.serving == "AB"
+    assert kinds(d) == ["peer_returned", "join", "assignment"]
 
 
-def test_a_restarted_master_with_fresh_state_rebalances_on_the_first_heartbeat():
-    node = Node("master")
+def test_a_restarted_master_keeps_the_split_it_had():
+    node = Node("master").paired()
+    kept = node.decision.assignment
     node.state = State(joined_before=True)  # the engine resets its phase at start
     d = node.step(heard=True)
-    assert has(d, Rebalance)
+    assert d.assignment == kept and "assignment" not in kinds(d)
 
 
 # --- Start-up without a peer -------------------------------------------------------------

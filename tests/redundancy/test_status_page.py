@@ -37,7 +37,8 @@ def paired_master(settings):
     become_master()
     config_update(changes={"sip.registrar": "127.0.0.1:5060"}, actor="test")
     users = [dect_user_create(actor="test", extension=str(2000 + n)) for n in range(40)]
-    DectUser.objects.filter(pk__in=[u.pk for u in users[20:]]).update(node="S")
+    DectUser.objects.filter(pk__in=[u.pk for u in users[:20]]).update(home="A")
+    DectUser.objects.filter(pk__in=[u.pk for u in users[20:]]).update(home="B")
     now = timezone.now()
     SipRegistration.objects.bulk_create(
         SipRegistration(user=u, state="registered", changed_at=now) for u in users[:19]

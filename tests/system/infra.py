@@ -3,6 +3,8 @@ Redis servers, and node processes started through kws_admin.cluster."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import socket
@@ -21,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from core.assignment import Assignment, other_slot
 from kws_admin.cluster import Node
 from licensing.ari import ari_generate
 from licensing.vendor import Vendor
@@ -53,23 +56,96 @@ def wait_until(
         time.sleep(interval)
 
 
+class RedisServer:
+    """A Redis server of its own on a free loopback port, which a test can stop (as a
+    crash would) and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="kws-redis-")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", self.workdir],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: _connects(self.port), timeout=10, interval=0.05, what="redis")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @contextmanager
 def redis_server() -> Iterator[str]:
     """A Redis server of its own on a free loopback port; yields its URL."""
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="kws-redis-")
-    proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    server = RedisServer()
+    server.start()
     try:
-        wait_until(lambda: _connects(port), timeout=10, interval=0.05, what="redis")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
+
+
+PG_BIN = (
+    Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
+    if Path("/usr/lib/postgresql").exists()
+    else Path("/usr/bin")
+)
+
+
+class PostgresServer:
+    """A PostgreSQL server of its own (initdb into a temporary folder, run as the
+    postgres user when we are root), which a test can stop and start again: a node
+    whose database is lost. Its database ``kws`` belongs to the role ``kws``."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="kws-pg-"))
+        self.data = self.dir / "data"
+        self.url = f"postgres://kws:kws@127.0.0.1:{self.port}/kws"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self.start()
+        for sql in ("CREATE ROLE kws LOGIN CREATEDB PASSWORD 'kws'",
+                    "CREATE DATABASE kws OWNER kws"):  # fmt: skip
+            self._run(str(PG_BIN / "psql"), "-h", str(self.dir), "-p", str(self.port),
+                      "-U", "postgres", "-d", "postgres", "-c", sql)  # fmt: skip
+
+    def start(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l",
+                  str(self.dir / "log"), "-o", f"-p {self.port} -k {self.dir} -h 127.0.0.1",
+                  "start")  # fmt: skip
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server; ``immediate`` drops every connection at once, as a crash."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def close(self) -> None:
+        try:
+            self.stop("fast")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _connects(port: int) -> bool:
@@ -113,6 +189,9 @@ class NodeDB:
     (``postgresql://...``), or the embedded default's SQLite file (``sqlite:PATH``)."""
 
     url: str
+    # The node's own servers, when the test started them (node_stack(own_servers=True)).
+    postgres: Any = None
+    redis: Any = None
 
     def rows(self, sql: str, *params: Any) -> list[tuple]:
         if self.url.startswith("sqlite:"):
@@ -155,7 +234,26 @@ class NodeDB:
         return None
 
     def users_by_node(self) -> dict[str, int]:
-        return dict(self.rows("select node, count(*) from users_dectuser group by node"))
+        """How many users the master (M) and the backup (S) handle, as this node's
+        assignment says (the NODE column of its Users list)."""
+        homes = dict(self.rows("select home, count(*) from users_dectuser group by home"))
+        mode = self.config("redundancy.mode") or "single"
+        row = self.rows("select slot, assignment from core_nodestate where id = 1")
+        slot, raw = row[0] if row else ("", "{}")
+        assignment = Assignment.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
+        if mode == "single" or not slot or assignment is None:
+            counts = {"M": sum(homes.values())}
+        else:
+            master_slot = slot if mode == "master" else other_slot(slot)
+            counts = {"M": 0, "S": 0}
+            for home, n in homes.items():
+                owner = assignment.owner(home)
+                counts["M" if owner == master_slot else "S"] += n
+        return {letter: n for letter, n in counts.items() if n}
+
+    def registering(self) -> str:
+        """The homes whose users this node registers now, as its engine last decided."""
+        return self.value("select registering from core_nodestate where id = 1") or ""
 
     def config(self, key: str) -> str | None:
         return self.value("select value from core_configvalue where key = %s", key)
@@ -187,18 +285,34 @@ def embedded_stack(name: str, *, log: LineLog, tmp: Path, port: int | None = Non
 
 @contextmanager
 def node_stack(name: str, *, log: LineLog, tmp: Path, port: int | None = None,
-               env: dict[str, str] | None = None) -> Iterator[tuple[Node, NodeDB]]:  # fmt: skip
-    """A node's own PostgreSQL database and Redis server, and the node (not started)."""
-    with pg_database(f"kws_{name}") as db_url, redis_server() as broker_url:
+               env: dict[str, str] | None = None,
+               own_servers: bool = False) -> Iterator[tuple[Node, NodeDB]]:  # fmt: skip
+    """A node's own PostgreSQL database and Redis server, and the node (not started).
+    ``own_servers``: a PostgreSQL server of its own too, and both servers on the NodeDB
+    (``postgres``, ``redis``) so a test can stop and start them."""
+    with ExitStack() as stack:
+        postgres = None
+        if own_servers:
+            postgres = PostgresServer()
+            stack.callback(postgres.close)
+            postgres.init()
+            db_url = postgres.url
+        else:
+            db_url = stack.enter_context(pg_database(f"kws_{name}"))
+        redis = RedisServer()
+        stack.callback(redis.close)
+        redis.start()
         node = Node(
             name,
             port or free_port(),
             tmp / name,
-            env={"KWS_DATABASE_URL": db_url, "KWS_BROKER_URL": broker_url, **(env or {})},
+            env={"KWS_DATABASE_URL": db_url, "KWS_BROKER_URL": redis.url, **(env or {})},
             output=log,
         )
+        db = NodeDB(db_url.replace("postgres://", "postgresql://"))
+        db.postgres, db.redis = postgres, redis
         try:
-            yield node, NodeDB(db_url.replace("postgres://", "postgresql://"))
+            yield node, db
         finally:
             node.stop()
 
@@ -295,6 +409,53 @@ class Pair:
         )
         wait_until(self.in_sync, timeout=timeout, what="the backup to apply the master's log")
 
+    def owners(self) -> dict[str, Any]:
+        """What each node holds: its assignment, the homes it registers, and the users
+        it records as registered with the PBX (by id)."""
+        found: dict[str, Any] = {}
+        for name, db in (("master", self.master_db), ("backup", self.backup_db)):
+            row = db.rows("select assignment, registering from core_nodestate where id = 1")
+            raw, registering = row[0] if row else ("{}", "")
+            found[name] = {
+                "assignment": json.loads(raw) if isinstance(raw, str) else raw,
+                "registering": registering or "",
+                "registered": {r[0] for r in db.rows(
+                    "select user_id from users_sipregistration where state = 'registered'")},
+            }  # fmt: skip
+        return found
+
+    def homes(self) -> dict[int, str]:
+        """Every user's home (from the master's database, or the backup's if it is down)."""
+        try:
+            return dict(self.master_db.rows("select id, home from users_dectuser"))
+        except psycopg.OperationalError:
+            return dict(self.backup_db.rows("select id, home from users_dectuser"))
+
+    def registered_by_owner(self) -> bool:
+        """Converged: both nodes know the same assignment, their registering homes split
+        every user between them, and each records exactly its own users as registered."""
+        try:
+            owners, homes = self.owners(), self.homes()
+        except Exception:  # a database that is down: not converged
+            return False
+        m, b = owners["master"], owners["backup"]
+        if m["assignment"] != b["assignment"] or not m["assignment"]:
+            return False
+        if set(m["registering"]) & set(b["registering"]):
+            return False
+        if set(m["registering"]) | set(b["registering"]) != {"A", "B"}:
+            return False
+        for side in (m, b):
+            own = {pk for pk, home in homes.items() if home in side["registering"]}
+            if side["registered"] != own:
+                return False
+        return True
+
+    def registered_twice(self) -> set[int]:
+        """Users both nodes record as registered with the PBX right now."""
+        owners = self.owners()
+        return owners["master"]["registered"] & owners["backup"]["registered"]
+
     def in_sync(self) -> bool:
         head = self.master_db.value("select seq from core_changeloghead where id = 1") or 0
         position = self.backup_db.value(
@@ -308,7 +469,7 @@ def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int
                  master_env=None, backup_env=None, backup_init=(),
                  licensed_users: int = 500, backup_licensed_users: int | None = None,
                  peer_proxies: list[PeerLinkProxy] | None = None, embedded: bool = False,
-                 ) -> Iterator[Pair]:  # fmt: skip
+                 own_servers: bool = False) -> Iterator[Pair]:  # fmt: skip
     """A master and a backup, each on its own PostgreSQL and Redis, licensed, paired, started.
 
     Each server gets its own ARI and the codes its role needs from a vendor key
@@ -318,7 +479,9 @@ def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int
     PeerLinkProxy, so a test can cut the link between them. ``embedded``: both on the
     embedded default (SQLite and the filesystem broker each) instead.
     """
-    stack_of = embedded_stack if embedded else node_stack
+    stack_of = (
+        embedded_stack if embedded else functools.partial(node_stack, own_servers=own_servers)
+    )
     vendor = Vendor.create()
     license_env = {"KWS_LICENSE_PUBLIC_KEY": vendor.public_key}
     master_ari = ari_generate()

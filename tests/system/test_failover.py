@@ -17,7 +17,8 @@ SLACK = 2 * HEARTBEAT + 1.0
 def test_the_pair_forms_and_splits_users_about_half_each(tmp_path, cluster_log):
     with pair_cluster(tmp_path, cluster_log, users=40) as pair:
         pair.wait_paired()
-        assert wait_until(lambda: pair.master_db.events("rebalance"), timeout=10, what="rebalance")
+        assert wait_until(lambda: pair.master_db.events("assignment"), timeout=10,
+                          what="users on both servers")  # fmt: skip
         split = wait_until(lambda: pair.master_db.users_by_node(), timeout=5)
         assert split == {"M": 20, "S": 20}
         assert pair.backup_db.events("join") and pair.master_db.events("join")
@@ -92,13 +93,13 @@ def test_master_killed_backup_detects_waits_failover_time_takes_over_and_locks(
         assert "failover: the master is lost" in response.text
         assert pair.backup_db.config("redundancy.failover_time") == "2"
 
-        # The master returns: the pair re-forms and the users are split again.
-        rebalances = len(pair.master_db.events("rebalance"))
+        # The master returns: the pair re-forms and its users go back to it.
+        assignments = len(pair.master_db.events("assignment"))
         pair.master.start()
         pair.master.wait_ready()
         pair.wait_paired()
-        wait_until(lambda: len(pair.master_db.events("rebalance")) > rebalances, timeout=20,
-                   what="rebalance after the master returned")  # fmt: skip
+        wait_until(lambda: len(pair.master_db.events("assignment")) > assignments, timeout=20,
+                   what="the users back on both servers after the master returned")  # fmt: skip
         wait_until(lambda: pair.backup_db.users_by_node() == {"M": 20, "S": 20}, timeout=20,
                    what="backup follows the new assignment")  # fmt: skip
         assert pair.master_db.users_by_node() == {"M": 20, "S": 20}
@@ -124,4 +125,4 @@ def test_backup_killed_master_runs_single_unlocked_and_the_backup_rejoins(tmp_pa
         pair.backup.wait_ready()
         pair.wait_paired()
         wait_until(lambda: pair.master_db.users_by_node() == {"M": 20, "S": 20}, timeout=20,
-                   what="rebalanced after the backup returned")  # fmt: skip
+                   what="the backup's users back with it after it returned")  # fmt: skip

@@ -19,7 +19,7 @@ from tests.system.conftest import NodeDB, pair_cluster, wait_until
 pytestmark = pytest.mark.system
 
 USER_COLUMNS = ("id, extension, display_name, ipei, access_code, sip_username, sip_password, "
-                "subscription, node")  # fmt: skip
+                "subscription, home")  # fmt: skip
 ADMIN_COLUMNS = (
     "username, password, is_active, is_staff, is_superuser, first_name, last_name, email"
 )
@@ -70,7 +70,7 @@ for n in range(%(count)d):
         user = DectUser.objects.get(pk=rng.choice(ids))
         dect_user_update(user=user, actor="systest", display_name=f"Edited {n}",
                          subscription=rng.choice(["none", "enabled", "subscribed"]),
-                         node=rng.choice("MS"), access_code=f"{rng.randrange(10000):04d}")
+                         access_code=f"{rng.randrange(10000):04d}")
         counts["update"] += 1
     else:
         user = DectUser.objects.get(pk=rng.choice(ids))

@@ -56,9 +56,11 @@ def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(
         # Each node learns the other's registrations from the heartbeats: the master's
         # Users list shows the whole system.
         def peer_registered(db, letter):
+            # NODE M is home A (the master's slot), S home B, while both serve.
+            home = {"M": "A", "S": "B"}[letter]
             return db.value(
                 "select count(*) from users_peerregistration r join users_dectuser u "
-                f"on u.id = r.user_id where u.node = '{letter}' and r.state = 'registered'"
+                f"on u.id = r.user_id where u.home = '{home}' and r.state = 'registered'"
             )
 
         wait_until(
@@ -76,7 +78,7 @@ def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(
         backup_users = {
             row[0]
             for row in pair.backup_db.rows(
-                "select sip_username from users_dectuser where node = 'S'"
+                "select sip_username from users_dectuser where home = 'B'"
             )
         }
         backup_port = next(iter(next(iter(contacts_by_port(pbx)[u] for u in backup_users))))

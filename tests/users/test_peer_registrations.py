@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from core.models import NodeState, Phase
 from tests.redundancy.test_peer_api import backup_status, master, post  # noqa: F401 (fixture)
+from tests.redundancy.test_replication_fakes import HOME
 from users.models import DectUser, PeerRegistration, SipRegistration
 from users.registration import peer_registration_rows_parse, peer_registrations_record
 from users.selectors import peer_registrations_cursor, registrations_changed_since
@@ -20,7 +21,7 @@ T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 def users(count: int, *, node: str = "M") -> list[DectUser]:
     first = 2000 + DectUser.objects.count()
     made = [dect_user_create(actor="test", extension=str(first + n)) for n in range(count)]
-    DectUser.objects.filter(pk__in=[u.pk for u in made]).update(node=node)
+    DectUser.objects.filter(pk__in=[u.pk for u in made]).update(home=HOME[node])
     return made
 
 
@@ -126,7 +127,7 @@ def test_the_masters_list_shows_and_filters_the_states_the_backup_reported(
 ):
     NodeState.objects.update_or_create(pk=1, defaults={"phase": Phase.NORMAL})
     here, there = users(2)
-    DectUser.objects.filter(pk=there.pk).update(node="S")
+    DectUser.objects.filter(pk=there.pk).update(home=HOME["S"])
     registered(here, T0, state="failed", reason="403 Forbidden")
     # A stale row of this server for the backup's user is not what the list shows.
     registered(there, T0, state="failed", reason="stale-own-row")

@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 
 from core.services import config_update
+from tests.redundancy.test_replication_fakes import become_master
 from users.models import DectUser, SipRegistration
 from users.registration import RegistrationRunner
 from users.services import dect_user_create, dect_user_delete
@@ -28,13 +29,16 @@ async def _until(what: str, check, timeout: float = 15.0) -> None:
 
 
 @pytest.mark.django_db(transaction=True)  # the runner reads the database from its threads
-def test_deleted_and_handed_over_users_are_unregistered(kamailio):
+def test_deleted_and_handed_over_users_are_unregistered(kamailio, settings):
+    become_master()  # each user on its home: A on this master, B on its backup
+    settings.DETECTION_WINDOW = 600  # no engine ticks here: its last decision holds
     config_update(changes={"sip.registrar": f"{kamailio.host}:{kamailio.port}",
                            "sip.domain": kamailio.host, "sip.rate": "1000"},
                   actor="test")  # fmt: skip
     users = [dect_user_create(actor="test", extension=str(2000 + n), sip_username=f"u{n}",
                               sip_password=f"pw-{n}") for n in range(5)]  # fmt: skip
     kamailio.add_subscribers((u.sip_username, kamailio.host, u.sip_password) for u in users)
+    DectUser.objects.update(home="A")
     deleted, handed = users[0], users[1]
 
     # One worker thread for the runner's database work, so its connection can be closed.
@@ -49,8 +53,8 @@ def test_deleted_and_handed_over_users_are_unregistered(kamailio):
             await _until("all five recorded", lambda: set(_states().values()) == {"registered"})
 
             await asyncio.to_thread(dect_user_delete, user=deleted, actor="test")
-            # The master hands this user to the backup (a rebalance): not ours any more.
-            await asyncio.to_thread(lambda: DectUser.objects.filter(pk=handed.pk).update(node="S"))
+            # This user's home is the backup's now: not ours any more.
+            await asyncio.to_thread(lambda: DectUser.objects.filter(pk=handed.pk).update(home="B"))
             await _until("both gone from Kamailio",
                          lambda: set(kamailio.location()) == {"u2", "u3", "u4"})  # fmt: skip
             await _until("the handed-over user recorded as not registered",

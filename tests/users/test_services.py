@@ -8,6 +8,7 @@ from core.models import ChangeLogEntry, Event, NodeState, Phase
 from tests.redundancy.test_replication_fakes import become_backup, become_master
 from users import ipei
 from users.models import DectUser
+from users.selectors import handled_users
 from users.services import (
     dect_user_create,
     dect_user_delete,
@@ -37,7 +38,7 @@ def test_create_stores_the_user_its_change_log_entry_and_an_event():
     entry = ChangeLogEntry.objects.get()
     assert (entry.entity, entry.op, entry.key) == ("user", "upsert", str(user.pk))
     assert entry.data["id"] == user.pk and entry.data["extension"] == "2001"
-    assert entry.data["node"] == "M" and entry.data["sip_password"] == "secret-pw"
+    assert entry.data["home"] in ("A", "B") and entry.data["sip_password"] == "secret-pw"
     event = Event.objects.get(kind="user")
     assert event.actor == "alice" and "2001" in event.message
 
@@ -51,7 +52,6 @@ def test_create_stores_the_user_its_change_log_entry_and_an_event():
         ({"extension": "2001", "ipei": WRONG_CHECK}, "ipei", "check digit"),
         ({"extension": "2001", "access_code": "12ab"}, "access_code", "up to 8 digits"),
         ({"extension": "2001", "subscription": "maybe"}, "subscription", "not one of"),
-        ({"extension": "2001", "node": "X"}, "node", "use M or S"),
         ({"extension": "2001", "display_name": "x" * 101}, "display_name", "at most 100"),
     ],
 )  # fmt: skip
@@ -80,10 +80,10 @@ def test_an_unknown_field_is_a_programming_error():
 
 def test_update_records_the_new_state_and_names_changed_fields_but_no_password():
     user = dect_user_create(actor="alice", extension="2001", ipei=IPEI_1)
-    dect_user_update(user=user, actor="bob", display_name="Bo Holm", sip_password="new-one",
-                     node="S")  # fmt: skip
+    home = user.home
+    dect_user_update(user=user, actor="bob", display_name="Bo Holm", sip_password="new-one")
     entry = ChangeLogEntry.objects.last()
-    assert (entry.op, entry.data["display_name"], entry.data["node"]) == ("upsert", "Bo Holm", "S")
+    assert (entry.op, entry.data["display_name"], entry.data["home"]) == ("upsert", "Bo Holm", home)
     event = Event.objects.filter(kind="user").first()
     assert "display_name" in event.message and "SIP password" in event.message
     assert "new-one" not in event.message and event.actor == "bob"
@@ -141,27 +141,30 @@ def test_the_demo_seed_is_refused_on_a_backup():
     assert not DectUser.objects.exists()
 
 
-def test_users_created_while_the_pair_is_formed_are_split_at_random_half_each():
-    become_master()
-    NodeState.objects.update_or_create(pk=1, defaults={"phase": Phase.NORMAL})
-    for n in range(200):
-        dect_user_create(actor="alice", extension=str(4000 + n))
-    on_master = DectUser.objects.filter(node="M").count()
-    # Binomial(200, 0.5): outside 60..140 once in about 10^8 runs.
-    assert 60 <= on_master <= 140
-    assert DectUser.objects.filter(node="S").count() == 200 - on_master
-
-
-@pytest.mark.parametrize("phase", [Phase.PEER_LOST, Phase.FAILOVER, Phase.REJECTED])
-def test_a_master_without_its_backup_handles_the_users_it_creates(phase):
+@pytest.mark.parametrize(
+    "phase", [Phase.NORMAL, Phase.PEER_LOST, Phase.FAILOVER, Phase.REJECTED, Phase.SINGLE]
+)
+def test_new_users_get_a_home_half_each_whatever_the_pair_is_doing(phase):
     become_master()
     NodeState.objects.update_or_create(pk=1, defaults={"phase": phase})
-    for n in range(20):
-        dect_user_create(actor="alice", extension=str(4000 + n))
-    assert set(DectUser.objects.values_list("node", flat=True)) == {"M"}
+    homes = []
+    for n in range(41):
+        homes.append(dect_user_create(actor="alice", extension=str(4000 + n)).home)
+        assert abs(homes.count("A") - homes.count("B")) <= 1
+    assert sorted({homes.count("A"), homes.count("B")}) == [20, 21]
+
+
+def test_deleting_users_never_moves_the_others():
+    users = [dect_user_create(actor="alice", extension=str(4000 + n)) for n in range(10)]
+    before = {u.pk: u.home for u in users}
+    for user in users[:4]:
+        dect_user_delete(user=user, actor="alice")
+    dect_user_create(actor="alice", extension="4999")
+    after = dict(DectUser.objects.filter(pk__in=before).values_list("pk", "home"))
+    assert after == {pk: home for pk, home in before.items() if pk in after}
 
 
 def test_a_single_server_handles_every_user_it_creates():
     for n in range(20):
         dect_user_create(actor="alice", extension=str(4000 + n))
-    assert set(DectUser.objects.values_list("node", flat=True)) == {"M"}
+    assert handled_users().count() == 20

@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.services import config_update
+from tests.redundancy.test_replication_fakes import become_master
 from users import ipei
 from users.models import DectUser, SipRegistration
 from users.services import dect_user_create, dect_user_seed_demo
@@ -43,7 +44,9 @@ def test_search_matches_extension_name_and_ipei(admin_client):
 def test_filters_by_node_subscription_and_registration(admin_client):
     a = make("2001", display_name="on master")
     b = make("2002", display_name="on backup")
-    DectUser.objects.filter(pk=b.pk).update(node="S", subscription="subscribed")
+    become_master()  # the pair serves each user on its home: A on the master, B the backup
+    DectUser.objects.filter(pk=a.pk).update(home="A")
+    DectUser.objects.filter(pk=b.pk).update(home="B", subscription="subscribed")
     SipRegistration.objects.create(user=a, state="failed", reason="403 Forbidden",
                                    changed_at="2026-01-01T00:00:00Z")  # fmt: skip
     assert "on master" not in list_page(admin_client, node="S").text

@@ -15,11 +15,12 @@ import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import identify_hasher
 from django.db import transaction
 
 from accounts.models import PasswordChangeRequired
-from accounts.replication import ENTITY, FIELDS, admin_account_data, admin_account_upsert
-from core.changelog import ApplyError, changelog_append, changelog_retire
+from accounts.replication import ENTITY, admin_account_data, admin_account_upsert
+from core.changelog import changelog_append, changelog_retire
 from core.locks import Locked, write_check
 from core.peer import PeerClient, PeerError
 from core.rules import Route, Scope
@@ -84,7 +85,8 @@ def admin_password_set(*, user: Any, password: str, actor: str) -> None:
     user.set_password(password)
     data = {**admin_account_data(user), "password_change_required": False}
     if route == Route.MASTER:
-        _admin_forward(data)
+        # The master takes a password change of an existing account, and nothing else.
+        _admin_forward({"username": data["username"], "password": data["password"]})
     with transaction.atomic():
         admin_account_upsert(data)
         if route == Route.HERE:
@@ -109,26 +111,39 @@ def _admin_forward(data: dict[str, Any]) -> None:
         raise Locked(f"this server is the backup and could not reach the master: {exc}") from None
 
 
-def admin_account_accept(payload: Any) -> tuple[int, dict[str, Any]]:
-    """Master side of a forwarded admin account change: a replicated upsert."""
-    if not isinstance(payload, dict) or not payload.get("username"):
-        return 400, {"error": "an admin account needs a username"}
-    missing = [name for name in FIELDS if name not in payload]
-    if missing:
-        return 400, {"error": f"admin account fields missing: {', '.join(missing)}"}
-    data = {name: payload[name] for name in (*FIELDS, "username")}
-    data["password_change_required"] = bool(payload.get("password_change_required"))
+def admin_password_accept(payload: Any) -> tuple[int, dict[str, Any]]:
+    """Master side of a password change a joined backup forwards: ``{"username": ...,
+    "password": <password hash>}`` of an existing, active account, and nothing else (no
+    account is created, no flag changes); replicated like any account change."""
+    if not isinstance(payload, dict) or set(payload) != {"username", "password"}:
+        return 400, {"error": "only a password change is accepted: {username, password}"}
+    username, password = payload["username"], payload["password"]
+    if not isinstance(username, str) or not isinstance(password, str):
+        return 400, {"error": "username and password must be strings"}
+    try:
+        identify_hasher(password)
+    except ValueError:
+        return 400, {"error": "password must be a password hash of this system"}
     try:
         with transaction.atomic():
-            admin_account_upsert(data)
-            seq = changelog_append(entity=ENTITY, op="upsert", key=data["username"], data=data)
+            user = (
+                get_user_model()
+                .objects.select_for_update()
+                .filter(username=username, is_active=True)
+                .first()
+            )
+            if user is None:
+                return 404, {"error": f"no active admin account {username[:150]!r} on the master"}
+            user.password = password
+            user.save(update_fields=["password"])
+            PasswordChangeRequired.objects.filter(user=user).delete()
+            data = admin_account_data(user)
+            seq = changelog_append(entity=ENTITY, op="upsert", key=username, data=data)
             event_record(
                 kind="admin_account",
-                message=f"Admin account {data['username']} changed on the backup.",
-                actor=data["username"],
+                message=f"Password of admin account {username} changed on the backup.",
+                actor=username,
             )
     except Locked as exc:
         return 423, {"error": exc.reason}
-    except ApplyError as exc:
-        return 400, {"error": str(exc)}
     return 200, {"seq": seq}

@@ -6,10 +6,12 @@ HTTP/1.1 with JSON bodies on the node's web port (the port of the admin GUI
 and the peer API), one short connection per keep-alive.
 
 ``POST /basestations/api/keepalive`` (``protocol.KEEPALIVE_PATH``) — signed like the peer API
-(``core.signing``: HMAC-SHA256 over method, path, body hash, timestamp
-and nonce) with the per-system device secret (configuration key
-``system.device_secret``, replicated, so both servers accept the same
-devices) and the device's MAC as the node name (header ``X-KWS-Node``).
+(``core.signing``: HMAC-SHA256 over method, path, body hash, timestamp, nonce, sender
+and receiver) with the device's own key, ``signing.device_key(device secret, MAC)``:
+derived from the system's device secret (configuration key ``system.device_secret``,
+replicated, so both servers accept the same devices) and the device's MAC, which is
+its sender and its name (header ``X-KWS-Node``). A device can so speak only for
+itself: a compromised base station cannot report for another's MAC.
 Body (``protocol.KeepAlive``)::
 
     {"mac": "00:13:D1:0A:0B:0C", "kind": "rfp" | "media", "firmware": "PCS06B",
@@ -94,14 +96,15 @@ def _quiet(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _signed(secret: str, status: int, answer: dict, nonce: str) -> HttpResponse:
-    body = json.dumps(answer).encode()
+def _signed(key: str, status: int, answer: dict, opened: signing.Opened) -> HttpResponse:
+    """The answer, signed with the device's own key over its request's nonce."""
+    headers, body = signing.sign_response(
+        secret=key, node=settings.NODE_NAME, status=status, request_nonce=opened.nonce,
+        body=json.dumps(answer).encode(), requester=opened.sender,
+    )  # fmt: skip
     response = _quiet(HttpResponse(body, status=status, content_type="application/json"))
-    if secret and nonce:
-        for name, value in signing.sign_response(
-            secret=secret, node=settings.NODE_NAME, status=status, request_nonce=nonce, body=body
-        ).items():
-            response[name] = value
+    for name, value in headers.items():
+        response[name] = value
     return response
 
 
@@ -128,7 +131,9 @@ def _refuse(request: HttpRequest, status: int, cause: str, reason: str) -> HttpR
 def _signature_reason(exc: signing.SignatureError) -> str:
     """The reason as a device sees it."""
     if exc.cause == "wrong-signature":
-        return "wrong signature (is the device signing with this system's device secret?)"
+        return (
+            "wrong signature (is the device signing with its key from this system's device secret?)"
+        )
     return str(exc)
 
 
@@ -143,23 +148,31 @@ def keepalive(request: HttpRequest) -> HttpResponse:
             request, 403, "no-secret",
             "this server has no device secret (system.device_secret): every device is refused",
         )  # fmt: skip
+    # Each device signs with its own key, derived from the system's secret and its MAC:
+    # a device can speak only for itself (its keep-alive must name the MAC it signs as).
     try:
-        signed = request_verify(request, secret)
+        mac = protocol.mac_normalize(request.headers.get(signing.HEADER_NODE, ""))
+    except ValueError:
+        mac = ""  # no key fits: the signature check below says what is missing
+    key = signing.device_key(secret, mac)
+    try:
+        opened = request_verify(request, key)
+        if opened.sender.upper() != mac:
+            raise signing.SignatureError(f"signed as {opened.sender[:20]!r}, not as {mac}",
+                                         "wrong-signature")  # fmt: skip
     except signing.SignatureError as exc:
         return _refuse(request, 401, exc.cause, _signature_reason(exc))
     try:
-        report = protocol.keepalive_parse(
-            json.loads(request.body), request.headers.get(signing.HEADER_NODE, "")
-        )
+        report = protocol.keepalive_parse(json.loads(opened.body), mac)
     except ValueError as exc:
-        return _signed(secret, 400, {"error": f"malformed keep-alive: {exc}"}, signed.nonce)
+        return _signed(key, 400, {"error": f"malformed keep-alive: {exc}"}, opened)
     status, answer = device_keepalive(
         report=report,
-        stamp=signed.timestamp,
+        stamp=opened.timestamp,
         remote=request.META.get("REMOTE_ADDR", ""),
         config=config,
     )
-    return _signed(secret, status, answer, signed.nonce)
+    return _signed(key, status, answer, opened)
 
 
 @csrf_exempt

@@ -31,6 +31,10 @@ class Phase(models.TextChoices):
     REJECTED = rules.REJECTED, rules.PHASE_LABELS[rules.REJECTED]
 
 
+def new_log_id() -> str:
+    return str(uuid.uuid4())
+
+
 class NodeState(models.Model):
     """The runtime state of this node as the redundancy engine last decided it (one row).
 
@@ -56,6 +60,8 @@ class NodeState(models.Model):
     slot = models.CharField(max_length=1, blank=True)
     assignment = models.JSONField(default=dict, blank=True)
     registering = models.CharField(max_length=2, blank=True)
+    # This server's id in signed messages (core.signing): made once, never replicated.
+    node_id = models.CharField(max_length=36, default=new_log_id)
     updated = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -113,10 +119,6 @@ class Refusal(models.Model):
 
     def __str__(self) -> str:
         return self.key
-
-
-def new_log_id() -> str:
-    return str(uuid.uuid4())
 
 
 class ChangeLogHead(models.Model):

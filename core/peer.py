@@ -1,8 +1,11 @@
 """The peer API's transport: a signed HTTP client and the decorator for its endpoints.
 
-Payloads are JSON. Every request and response is signed (see ``signing``);
-a refused message is answered 401 and logged once per cause and sender until
-that sender is heard from validly again (``core.services.refusal_record``).
+Payloads are JSON, sealed (encrypted) and signed both ways with keys derived for each
+direction (see ``signing``): a request names this server as its sender and the peer
+as its receiver (once the peer's id is known from its heartbeat), and a request that
+claims this server as sender, or another server as receiver, is refused. A refused
+message is answered 401 and logged once per cause and sender until that sender is
+heard from validly again (``core.services.refusal_record``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from core import config, signing
-from core.models import SeenNonce
+from core.models import NodeState, SeenNonce
 from core.selectors import config_read
 from core.services import refusal_record, refusals_forget
 
@@ -34,12 +37,34 @@ class PeerError(Exception):
     """The peer could not be reached, or did not answer properly."""
 
 
+def node_id() -> str:
+    """This server's id in signed messages."""
+    return NodeState.load().node_id
+
+
+def peer_node_id() -> str:
+    """The peer's id as its last valid heartbeat said ('' before one arrived)."""
+    value = (NodeState.load().peer_status or {}).get("node_id")
+    return value if isinstance(value, str) and len(value) <= 64 else ""
+
+
 class PeerClient:
-    def __init__(self, *, peer: str, secret: str, node: str, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        peer: str,
+        secret: str,
+        node: str,
+        timeout: float = 2.0,
+        sender: str = "",
+        receiver: str = "",
+    ) -> None:
         self.host, self.port = config.split_peer(peer)
         self.secret = secret
         self.node = node
         self.timeout = timeout
+        self.sender = sender
+        self.receiver = receiver
 
     @classmethod
     def from_config(cls, timeout: float = 2.0, values: dict[str, Any] | None = None) -> PeerClient:
@@ -50,18 +75,22 @@ class PeerClient:
             secret=values["redundancy.secret"],
             node=settings.NODE_NAME,
             timeout=timeout,
+            sender=node_id(),
+            receiver=peer_node_id(),
         )
 
     def call(self, method: str, path: str, payload: Any = None) -> Any:
-        """Send a signed request and return the verified JSON answer; PeerError otherwise."""
+        """Send a sealed, signed request and return the verified JSON answer; PeerError
+        otherwise."""
         body = b"" if payload is None else json.dumps(payload).encode()
         signed = signing.sign_request(
-            secret=self.secret, node=self.node, method=method, path=path, body=body
-        )
-        headers = {**signed.headers, "Content-Type": "application/json"}
+            secret=self.secret, node=self.node, method=method, path=path, body=body,
+            sender=self.sender, receiver=self.receiver, seal=True,
+        )  # fmt: skip
+        headers = {**signed.headers, "Content-Type": "application/octet-stream"}
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request(method, path, body=body, headers=headers)
+            conn.request(method, path, body=signed.body, headers=headers)
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -69,12 +98,13 @@ class PeerClient:
         finally:
             conn.close()
         try:
-            signing.verify_response(
+            data = signing.verify_response(
                 secret=self.secret,
                 status=response.status,
                 request_nonce=signed.nonce,
                 body=data,
                 headers={k: v for k, v in response.getheaders()},
+                me=self.sender,
             )
         except signing.SignatureError as exc:
             raise PeerError(f"peer answered {response.status} unsigned or wrongly: {exc}") from None
@@ -118,14 +148,16 @@ def nonce_purge() -> int:
     return deleted
 
 
-def request_verify(request: HttpRequest, secret: str) -> signing.Signed:
-    """Check the signature and age of a Django request (peer or device); SignatureError."""
+def request_verify(request: HttpRequest, secret: str, *, me: str = "") -> signing.Opened:
+    """Check the signature, age and direction of a Django request (peer or device), open a
+    sealed body; SignatureError."""
     return signing.verify_request(
         secret=secret,
         method=request.method or "",
         path=request.get_full_path(),
         body=request.body,
         headers=request.headers,
+        me=me,
     )
 
 
@@ -140,8 +172,13 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
     @login_not_required
     def wrapper(request: HttpRequest) -> HttpResponse:
         secret = config_read()["redundancy.secret"]
+        me = node_id()
         try:
-            signed = request_verify(request, secret)
+            signed = request_verify(request, secret, me=me)
+            if not signed.sealed:
+                raise signing.SignatureError(
+                    "unsealed message: the peer API carries only sealed bodies", "unsealed"
+                )
         except signing.SignatureError as exc:
             peer_refusal_record(cause=exc.cause, reason=str(exc), request=request)
             return JsonResponse({"error": str(exc)}, status=401)
@@ -153,20 +190,28 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
         # A valid message: a refusal of this sender that returns later is logged again.
         refusals_forget(kind="peer_refused", who=request.META.get("REMOTE_ADDR", "?"))
         try:
-            payload = json.loads(request.body) if request.body else None
+            payload = json.loads(signed.body) if signed.body else None
         except ValueError:
             status, answer = 400, {"error": "malformed JSON"}
         else:
-            status, answer = view(request, payload)
-        body = json.dumps(answer).encode()
-        response = HttpResponse(body, status=status, content_type="application/json")
-        for name, value in signing.sign_response(
+            try:
+                status, answer = view(request, payload)
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # A payload of a shape the view did not expect: refused, never a 500.
+                logger.warning("peer %s refused a malformed payload: %r", request.path, exc)
+                status, answer = 400, {"error": "malformed payload"}
+        headers, body = signing.sign_response(
             secret=secret,
             node=settings.NODE_NAME,
             status=status,
             request_nonce=signed.nonce,
-            body=body,
-        ).items():
+            body=json.dumps(answer).encode(),
+            responder=me,
+            requester=signed.sender,
+            seal=True,
+        )
+        response = HttpResponse(body, status=status, content_type="application/octet-stream")
+        for name, value in headers.items():
             response[name] = value
         return response
 

@@ -80,6 +80,8 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "registrations_seen": peer_registrations_cursor(),
         # Who handles which user (core.assignment): our slot, the newest assignment we
         # know, and the homes whose users we register now.
+        # Our id in signed messages: the peer addresses its requests to it.
+        "node_id": state.node_id,
         "slot": state.slot,
         "assignment": state.assignment or None,
         "registering": state.registering,
@@ -115,6 +117,9 @@ def parse_status(payload: Any) -> PeerStatus:
     verdict = payload.get("verdict")
     if verdict is not None and not isinstance(verdict, dict):
         raise MalformedStatus("verdict must be an object")
+    node_id = payload.get("node_id", "")
+    if not isinstance(node_id, str) or len(node_id) > 64:
+        raise MalformedStatus("node_id must be a string of at most 64 characters")
     if payload.get("slot", "") not in ("", *SLOTS):
         raise MalformedStatus("slot must be A, B or empty")
     if payload.get("registering", "") not in ("", *SLOTS, BOTH):

@@ -59,13 +59,18 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def _signed_request(secret: str, mac: str, body: bytes) -> tuple[signing.Signed, dict[str, str]]:
+    """A keep-alive signed with this device's own key (derived from the system's device
+    secret and its MAC, as the servers derive it), from its MAC to any server."""
     signed = signing.sign_request(
-        secret=secret, node=mac, method="POST", path=protocol.KEEPALIVE_PATH, body=body
-    )
+        secret=signing.device_key(secret, mac), node=mac, method="POST",
+        path=protocol.KEEPALIVE_PATH, body=body, sender=mac,
+    )  # fmt: skip
     return signed, {**signed.headers, "Content-Type": "application/json"}
 
 
-def _answer(secret: str, nonce: str, status: int, headers: Headers, data: bytes) -> Answer:
+def _answer(
+    secret: str, nonce: str, status: int, headers: Headers, data: bytes, mac: str
+) -> Answer:
     try:
         body = json.loads(data) if data else {}
     except ValueError:
@@ -74,8 +79,9 @@ def _answer(secret: str, nonce: str, status: int, headers: Headers, data: bytes)
         body = {"error": f"unexpected answer: {body!r:.80}"}
     try:
         signing.verify_response(
-            secret=secret, status=status, request_nonce=nonce, body=data, headers=headers
-        )
+            secret=signing.device_key(secret, mac), status=status, request_nonce=nonce,
+            body=data, headers=headers, me=mac,
+        )  # fmt: skip
         verified = True
     except signing.SignatureError:
         verified = False
@@ -96,7 +102,7 @@ class AsyncClient:
         status, answer_headers, data = await self._call(
             address, "POST", protocol.KEEPALIVE_PATH, body, headers, self.timeout
         )
-        return _answer(self.secret, signed.nonce, status, answer_headers, data)
+        return _answer(self.secret, signed.nonce, status, answer_headers, data, self.mac)
 
     async def probe(self, address: str, timeout: float = 1.0) -> bool:
         try:
@@ -183,4 +189,6 @@ def keepalive_once(
         raise Unreachable(server, str(exc), refused=False) from None
     finally:
         conn.close()
-    return _answer(secret, nonce, response.status, Headers(response.getheaders()), data)
+    return _answer(
+        secret, nonce, response.status, Headers(response.getheaders()), data, report["mac"]
+    )

@@ -46,20 +46,24 @@ Post = Callable[..., Any]
 
 @pytest.fixture
 def keepalive(client) -> Post:
-    """POST a keep-alive signed with ``secret`` by ``signer`` (default: the body's MAC);
-    ``sign=False`` sends it unsigned. Returns the response, with ``.answer`` (JSON) and
-    ``.verified`` (signed back over our nonce with ``secret``)."""
+    """POST a keep-alive signed by ``signer`` (default: the body's MAC) with its device
+    key, derived from ``secret`` (or with ``key`` itself); ``sign=False`` sends it unsigned.
+    Returns the response, with ``.answer`` (JSON) and ``.verified`` (signed back over our
+    nonce with that key)."""
 
     def post(body: dict[str, Any] | None = None, *, secret: str = SECRET, signer: str | None = None,
-             sign: bool = True, now: float | None = None, remote: str = "10.1.2.3"):  # fmt: skip
+             sign: bool = True, now: float | None = None, remote: str = "10.1.2.3",
+             key: str | None = None):  # fmt: skip
         body = report() if body is None else body
         data = json.dumps(body).encode()
         headers: dict[str, str] = {}
         nonce = ""
+        signer = signer or body.get("mac", "")
+        key = key or signing.device_key(secret, signer)
         if sign:
             signed = signing.sign_request(
-                secret=secret, node=signer or body.get("mac", ""), method="POST",
-                path=protocol.KEEPALIVE_PATH, body=data, now=now,
+                secret=key, node=signer, method="POST", path=protocol.KEEPALIVE_PATH,
+                body=data, now=now, sender=signer,
             )  # fmt: skip
             headers, nonce = signed.headers, signed.nonce
         response = client.post(
@@ -69,8 +73,8 @@ def keepalive(client) -> Post:
         response.answer = json.loads(response.content)
         try:
             signing.verify_response(
-                secret=secret, status=response.status_code, request_nonce=nonce,
-                body=response.content, headers=response.headers,
+                secret=key, status=response.status_code, request_nonce=nonce,
+                body=response.content, headers=response.headers, me=signer,
             )  # fmt: skip
             response.verified = True
         except signing.SignatureError:

@@ -8,6 +8,7 @@ from django.utils import timezone
 from basestations import protocol
 from basestations.models import BaseStationLink, MediaResourceLink
 from basestations.selectors import handset_last_seen
+from core import signing
 from core.models import Event, NodeState
 from core.selectors import config_read
 from core.services import config_update
@@ -235,3 +236,21 @@ def test_a_backup_serving_devices_in_a_failover_has_them_broadcast_the_masters_a
     )
     answer = keepalive().answer
     assert answer["ari"] == "10ABCDE0" != own  # the ARI swap (14075260 is installed)
+
+
+def test_a_device_can_speak_only_for_its_own_mac(keepalive, device_secret, rfp):
+    """A compromised base station knows its own key, not the system's secret: with it, it
+    can report neither as another MAC nor for another MAC."""
+    own_key = signing.device_key(device_secret, "02:00:00:00:00:99")
+    as_other = keepalive(report(), key=own_key)  # the victim's MAC, the attacker's key
+    assert as_other.status_code == 401
+    assert "wrong signature" in as_other.answer["error"]
+    for_other = keepalive(report(), signer="02:00:00:00:00:99", key=own_key)
+    assert for_other.status_code == 400 and "signed by" in for_other.answer["error"]
+    assert not BaseStationLink.objects.filter(pk=rfp.pk, peer_reachable__isnull=False).exists()
+
+
+def test_device_keys_differ_per_mac_and_from_the_secret():
+    a, b = signing.device_key("s" * 20, MAC), signing.device_key("s" * 20, MEDIA_MAC)
+    assert a != b and "s" * 20 not in (a, b) and len(a) == 64
+    assert signing.device_key("s" * 20, MAC.lower()) == a

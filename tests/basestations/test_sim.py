@@ -146,29 +146,32 @@ class FakeServer:
                 pass
 
             def do_GET(self):
-                self._send(200, {"server": fake.name}, "")
+                self._send(200, {"server": fake.name}, "", "")
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.keepalives.append(body)
+                nonce, mac = self.headers[signing.HEADER_NONCE], body.get("mac", "")
                 if body.get("mac") in fake.refused_macs:
-                    self._send(403, {"error": "refused"}, self.headers[signing.HEADER_NONCE])
+                    self._send(403, {"error": "refused"}, nonce, mac)
                 elif fake.mode == "accept":
                     answer = {"server": fake.name, "peer": fake.peer, "interval": 0.2, "missed": 2}
-                    self._send(200, answer, self.headers[signing.HEADER_NONCE])
+                    self._send(200, answer, nonce, mac)
                 elif fake.mode == "redirect":
                     answer = {"error": "backup", "server": fake.master}
-                    self._send(409, answer, self.headers[signing.HEADER_NONCE])
+                    self._send(409, answer, nonce, mac)
                 else:
-                    self._send(403, {"error": "refused"}, self.headers[signing.HEADER_NONCE])
+                    self._send(403, {"error": "refused"}, nonce, mac)
 
-            def _send(self, status, answer, nonce):
+            def _send(self, status, answer, nonce, mac):
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 if nonce:
-                    for k, v in signing.sign_response(
-                        secret=SECRET, node=fake.name, status=status, request_nonce=nonce, body=data
-                    ).items():
+                    headers, data = signing.sign_response(
+                        secret=signing.device_key(SECRET, mac), node=fake.name, status=status,
+                        request_nonce=nonce, body=data, requester=mac,
+                    )  # fmt: skip
+                    for k, v in headers.items():
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

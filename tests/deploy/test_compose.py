@@ -43,12 +43,27 @@ def compose() -> dict:
     return load()
 
 
-_VAR = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}|\$\$")
+_VAR = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}|\$\$")
 
 
 def interpolate(text: str) -> str:
-    """Compose interpolation with no environment set: every ``${X:-d}`` becomes d."""
-    return _VAR.sub(lambda m: "$" if m.group(0) == "$$" else (m.group("default") or ""), text)
+    """Compose interpolation with no environment set: every ``${X:-d}`` becomes d (a
+    required ``${X:?message}``, which compose refuses to start without, becomes '')."""
+
+    def value(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        if (m.group("op") or "").endswith("?"):
+            return ""
+        return m.group("default") or ""
+
+    return _VAR.sub(value, text)
+
+
+def required(expression: str) -> bool:
+    """Whether every variable of ``expression`` is required (``${X:?message}``)."""
+    found = list(_VAR.finditer(expression))
+    return bool(found) and all((m.group("op") or "") == ":?" for m in found if m.group(0) != "$$")
 
 
 def service(compose: dict, name: str) -> dict:
@@ -102,6 +117,14 @@ def init_settings(svc: dict) -> dict[str, str]:
         key, _, value = item.partition("=")
         settings[key] = value
     return settings
+
+
+def init_admin_password(svc: dict) -> str:
+    """The ``--admin-password=...`` argument of a kwsinit command ('' without one)."""
+    for arg in command_args(svc):
+        if arg.startswith("--admin-password="):
+            return arg[len("--admin-password=") :]
+    return ""
 
 
 def resolve_shell_var(value: str, svc: dict) -> str:
@@ -210,11 +233,18 @@ def check_redundancy(compose: dict) -> list[str]:
         if secrets["a"] != secrets["b"]:
             problems.append(f"pairing secrets differ: {secrets['a']!r} != {secrets['b']!r}")
         for n, expression in secrets.items():
-            value = interpolate(expression)
             if "${" not in expression:
                 problems.append(f"node-{n}: pairing secret is not taken from a variable")
-            if len(value) < SECRET_MIN_LENGTH or any(c.isspace() for c in value):
-                problems.append(f"node-{n}: default pairing secret {value!r} would be refused")
+            elif not required(expression):
+                problems.append(
+                    f"node-{n}: pairing secret has a default ({interpolate(expression)!r}): "
+                    "a shipped secret is no secret"
+                )
+        for n in NODES:
+            init = service(compose, f"node-{n}-init")
+            password = resolve_shell_var(init_admin_password(init), init)
+            if not password or not required(password):
+                problems.append(f"node-{n}: the admin password is not required (no default)")
     return problems
 
 
@@ -374,7 +404,12 @@ BREAKS = {
             _set_env(f"node-{n}-init", "KWS_PAIRING_SECRET", "${KWS_PAIRING_SECRET:-short}")(c)
             for n in NODES
         ],
-        "default pairing secret 'short' would be refused",
+        "node-a: pairing secret has a default ('short')",
+    ),
+    "default admin password": (
+        check_redundancy,
+        _set_env("node-a-init", "KWS_ADMIN_PASSWORD", "${KWS_ADMIN_PASSWORD:-}"),
+        "node-a: the admin password is not required (no default)",
     ),
     "web does not wait for init": (
         check_startup_order,

@@ -1,6 +1,5 @@
 """The peer API over HTTP: signed, replay-proof, refusals logged once, bad input refused."""
 
-import json
 import time
 from datetime import timedelta
 
@@ -11,6 +10,7 @@ from django.utils import timezone
 from core import signing
 from core.models import Event, NodeState
 from core.services import config_update
+from tests.peer import peer_send, replay
 from tests.redundancy.test_replication_fakes import halves_served
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
@@ -34,20 +34,13 @@ def backup_status(**claims):
                        "database_uuid": "", "features": {"redundancy": True}, **claims}}  # fmt: skip
 
 
-def post(payload, *, secret=SECRET, headers=None, raw=None):
-    body = raw if raw is not None else json.dumps(payload).encode()
-    message = signing.sign_request(secret=secret, node="kws-b", method="POST", path=PATH, body=body)
-    sent = {**message.headers, **(headers or {})}
-    response = Client().post(PATH, body, content_type="application/json",
-                             headers=sent)  # fmt: skip
-    return response, message, sent, body
+def post(payload, *, secret=SECRET, headers=None, raw=None, **kwargs):
+    return peer_send(PATH, payload, secret=secret, headers=headers, raw=raw, **kwargs)
 
 
 def test_a_signed_heartbeat_is_answered_with_a_signed_status(master):
     response, message, _, _ = post(backup_status())
-    assert response.status_code == 200
-    signing.verify_response(secret=SECRET, status=200, request_nonce=message.nonce,
-                            body=response.content, headers=response.headers)  # fmt: skip
+    assert response.status_code == 200 and response.verified
     answer = response.json()
     assert answer["claims"]["mode"] == "master"
     assert answer["verdict"]["needs_uuid"] is True
@@ -92,10 +85,7 @@ def test_wrongly_signed_messages_are_refused_and_change_nothing(
 
 
 def test_a_stale_but_correctly_signed_message_is_refused(master):
-    body = json.dumps(backup_status()).encode()
-    message = signing.sign_request(secret=SECRET, node="kws-b", method="POST", path=PATH, body=body,
-                                   now=1000.0)  # fmt: skip
-    response = Client().post(PATH, body, content_type="application/json", headers=message.headers)
+    response = post(backup_status(), now=1000.0)[0]
     assert response.status_code == 401
     assert "stale message" in response.json()["error"]
 
@@ -103,9 +93,9 @@ def test_a_stale_but_correctly_signed_message_is_refused(master):
 def test_a_replayed_message_is_refused(master):
     first, _, headers, body = post(backup_status())
     assert first.status_code == 200
-    replay = Client().post(PATH, body, content_type="application/json", headers=headers)
-    assert replay.status_code == 401
-    assert replay.json()["error"] == "replayed message"
+    again = replay(PATH, body, headers)
+    assert again.status_code == 401
+    assert again.json()["error"] == "replayed message"
 
 
 def test_refusals_are_logged_once_per_reason(master):
@@ -119,10 +109,7 @@ def test_refusals_are_logged_once_per_reason(master):
 
 def stale(n: int):
     """A correctly signed message from ``n`` minutes ago: its skew differs every time."""
-    body = json.dumps(backup_status()).encode()
-    message = signing.sign_request(secret=SECRET, node=f"kws-b{n}", method="POST", path=PATH,
-                                   body=body, now=time.time() - 60 * (n + 1))  # fmt: skip
-    return Client().post(PATH, body, content_type="application/json", headers=message.headers)
+    return post(backup_status(), node=f"kws-b{n}", now=time.time() - 60 * (n + 1))[0]
 
 
 def unsigned(n: int):
@@ -149,7 +136,7 @@ def test_each_cause_is_logged_once_whatever_the_details_and_the_claimed_name(mas
 def test_replays_are_logged_once(master):
     first, _, headers, body = post(backup_status())
     for _ in range(3):
-        Client().post(PATH, body, content_type="application/json", headers=headers)
+        replay(PATH, body, headers)
     refused = Event.objects.filter(kind="peer_refused").values_list("message", flat=True)
     assert list(refused) == ["Refused a peer message from 127.0.0.1 (kws-b): replayed message "
                              "(nonce seen before)"]  # fmt: skip
@@ -191,3 +178,38 @@ def test_a_single_server_refuses_heartbeats(db):
     response = post(backup_status())[0]
     assert response.status_code == 409
     assert "single server" in response.json()["error"]
+
+
+# --- Reflection, destination, sealing at the endpoint ---------------------------
+
+
+def test_a_heartbeat_of_this_server_reflected_back_to_it_is_refused(master):
+    me = NodeState.load().node_id
+    response = post(backup_status(node="kws-a", mode="master"), sender=me)[0]
+    assert response.status_code == 401 and "reflected" in response.json()["error"]
+    assert not NodeState.load().peer_status  # never stored as the peer's claims
+    assert "reflected" in Event.objects.get(kind="peer_refused").message
+
+
+def test_a_message_addressed_to_another_server_is_refused(master):
+    response = post(backup_status(), receiver="1e0b7c2a-0000-4000-8000-0000000000cc")[0]
+    assert response.status_code == 401 and "addressed to another" in response.json()["error"]
+    addressed = post(backup_status(), receiver=NodeState.load().node_id)[0]
+    assert addressed.status_code == 200
+
+
+def test_an_unsealed_message_is_refused(master):
+    response = post(backup_status(), seal=False)[0]
+    assert response.status_code == 401 and "unsealed" in response.json()["error"]
+
+
+def test_a_timestamp_of_nan_is_refused(master):
+    response = post(backup_status(), headers={signing.HEADER_TIME: "nan"})[0]
+    assert response.status_code == 401 and "malformed timestamp" in response.json()["error"]
+
+
+def test_answers_are_sealed_and_addressed_to_the_requester(master):
+    response, message, _, _ = post(backup_status())
+    raw = response.response.content
+    assert b'"claims"' not in raw and response.verified
+    assert response.headers[signing.HEADER_RECEIVER] == message.sender

@@ -1,24 +1,22 @@
 """Replication's peer endpoints over signed HTTP, and admin accounts on each route."""
 
-import json
-
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from accounts import replication as accounts_replication
 from accounts import services as accounts_services
 from accounts.models import PasswordChangeRequired
 from accounts.services import admin_password_set
-from core import signing
 from core.changelog import changelog_head
 from core.locks import Locked
 from core.models import ChangeLogEntry, NodeState, Phase
 from redundancy import api as redundancy_api
 from redundancy import follower
 from redundancy.models import ReplicationState
+from tests.peer import peer_send
 from tests.redundancy.test_replication_fakes import (
     SECRET,
     UUID,
@@ -31,17 +29,7 @@ pytestmark = pytest.mark.django_db
 
 
 def peer(method: str, path: str, payload=None):
-    body = b"" if payload is None else json.dumps(payload).encode()
-    message = signing.sign_request(secret=SECRET, node="kws-b", method=method, path=path, body=body)
-    client = Client()
-    send = client.get if method == "GET" else client.post
-    response = send(path, body, content_type="application/json", headers=message.headers) \
-        if method == "POST" else send(path, headers=message.headers)  # fmt: skip
-    if response.status_code != 401:
-        signing.verify_response(secret=SECRET, status=response.status_code,
-                                request_nonce=message.nonce, body=response.content,
-                                headers=response.headers)  # fmt: skip
-    return response
+    return peer_send(path, payload, secret=SECRET, method=method)[0]
 
 
 def test_the_master_serves_its_changes_after_a_position_and_notes_the_backups_position():
@@ -154,9 +142,8 @@ def test_a_joined_backup_forwards_a_password_change_to_the_master(admin, client,
     client.force_login(admin)
     assert change_password(client).status_code == 302
     assert forwarded[0]["username"] == "admin"
-    assert forwarded[0]["password_change_required"] is False
     admin.refresh_from_db()
-    assert forwarded[0]["password"] == admin.password
+    assert forwarded[0] == {"username": "admin", "password": admin.password}  # nothing else
     assert not ChangeLogEntry.objects.exists()
 
 
@@ -177,18 +164,43 @@ def test_nothing_changes_on_a_backup_in_failover(admin):
         admin_password_set(user=admin, password="another-one-99", actor="admin")
 
 
-def test_the_master_accepts_a_forwarded_account_change():
+def test_the_master_accepts_a_forwarded_password_change():
     become_master()
     user = get_user_model().objects.create_superuser("admin", password="initial-pw-1")
     PasswordChangeRequired.objects.create(user=user)
     user.set_password("from-the-backup-1")
-    data = {**accounts_replication.admin_account_data(user), "password_change_required": False}
-    response = peer("POST", "/api/peer/admin_account", data)
+    response = peer("POST", "/api/peer/admin_account",
+                    {"username": "admin", "password": user.password})  # fmt: skip
     assert response.status_code == 200
     user.refresh_from_db()
     assert user.check_password("from-the-backup-1")
     assert not PasswordChangeRequired.objects.exists()
     assert response.json()["seq"] == ChangeLogEntry.objects.get().seq
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"username": "mallory", "password": make_password("x-pw-12345")}, 404),
+        ({"username": "mallory", "password": "!", "is_active": True, "is_staff": True,
+          "is_superuser": True, "first_name": "", "last_name": "", "email": "",
+          "password_change_required": False}, 400),
+        ({"username": "admin", "password": make_password("x-pw-12345"), "is_superuser": True},
+         400),
+        ({"username": "admin", "password": "plain-text-password"}, 400),
+        ({"username": ["admin"], "password": make_password("x")}, 400),
+        ([], 400),
+    ],
+)  # fmt: skip
+def test_the_forwarded_change_creates_no_account_and_changes_no_flag(payload, status):
+    become_master()
+    get_user_model().objects.create_user("admin", password="initial-pw-1")
+    response = peer("POST", "/api/peer/admin_account", payload)
+    assert response.status_code == status
+    assert not get_user_model().objects.filter(username="mallory").exists()
+    assert not get_user_model().objects.filter(is_superuser=True).exists()
+    assert get_user_model().objects.get(username="admin").check_password("initial-pw-1")
+    assert not ChangeLogEntry.objects.exists()
 
 
 def test_kwsinit_records_the_admin_it_creates_on_a_master():

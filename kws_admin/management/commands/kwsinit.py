@@ -112,12 +112,14 @@ class Command(BaseCommand):
         if User.objects.filter(username=username).exists():
             self.stdout.write(f"admin account {username!r} exists")
             return
-        password = password or secrets.token_urlsafe(9)
+        generated = not password
+        password = password or secrets.token_urlsafe(12)
         try:
             admin_account_create(username=username, password=password)
         except Locked as exc:
             raise CommandError(f"admin account not created: {exc.reason}") from None
+        # A password the operator gave is never printed: only one this command made up.
+        shown = f"password {password!r}" if generated else "the password given"
         self.stdout.write(
-            f"admin account created: user {username!r}, password {password!r} "
-            "(to be changed at first login)"
+            f"admin account created: user {username!r}, {shown} (to be changed at first login)"
         )

@@ -228,7 +228,15 @@ def returned(pair, pbx, bring_back, *, sample=None) -> dict:
     back_at = time.time()
     bring_back()
     twice = 0
-    while not pair.registered_by_owner():
+
+    def both_serve() -> bool:
+        # Converged with each user on its home server again (not the lone survivor's).
+        return (
+            pair.registered_by_owner()
+            and pair.owners()["master"]["assignment"].get("serving") == "AB"
+        )
+
+    while not both_serve():
         if time.time() - back_at > 120:
             raise SystemExit("the pair did not converge within 120 s of the master's return")
         time.sleep(0.05)
@@ -291,7 +299,14 @@ def part_failure(args) -> int:
                 ):
                     break
                 time.sleep(0.05)
-            wait_until(pair.registered_by_owner, timeout=120, what="converged after the restart")
+            wait_until(
+                lambda: (
+                    pair.registered_by_owner()
+                    and pair.owners()["master"]["assignment"].get("serving") == "AB"
+                ),
+                timeout=120,
+                what="converged after the restart",
+            )
             result = {
                 "mode": f"kill {args.kill}",
                 "reregistered_s": round((back_at or failed_at) - failed_at, 3),

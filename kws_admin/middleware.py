@@ -1,4 +1,8 @@
+import time
+
 from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
@@ -27,6 +31,29 @@ class HtmxLoginRedirectMiddleware:
             if location.startswith(targets):
                 return HttpResponseClientRedirect(location)
         return response
+
+
+class IdleSessionMiddleware:
+    """Ends a session after ``SESSION_IDLE_SECONDS`` without the administrator doing
+    anything. The requests a page makes by itself (htmx polling, marked ``X-KWS-Poll``)
+    do not count as activity, or an open Status page would keep a session for ever."""
+
+    ACTIVE = "kws_active_at"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = time.time()
+            last = request.session.get(self.ACTIVE)
+            if last is not None and now - last > settings.SESSION_IDLE_SECONDS:
+                logout(request)
+                return redirect_to_login(request.get_full_path())
+            if last is None or request.headers.get("X-KWS-Poll") != "1":
+                request.session[self.ACTIVE] = now
+        return self.get_response(request)
 
 
 class LockedMiddleware:

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -59,10 +60,23 @@ def redundancy_settings(request):
     )
 
 
+def _password_confirmed(request) -> bool:
+    """The administrator typed his password again (a destructive scenario): checked like
+    a login, so wrong guesses count towards the lockout."""
+    password = request.POST.get("password", "")
+    user = authenticate(request, username=request.user.get_username(), password=password)
+    if user is not None and user.pk == request.user.pk:
+        return True
+    messages.error(request, "Your password was not right: nothing changed.")
+    return False
+
+
 @require_POST
 def backup_promote(request):
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the confirmation to promote this backup to master.")
+        return redirect("redundancy_settings")
+    if not _password_confirmed(request):
         return redirect("redundancy_settings")
     try:
         handled = scenarios.backup_promote(actor=request.user.username)
@@ -77,6 +91,8 @@ def backup_promote(request):
 def switchover(request):
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the confirmation to swap the roles of master and backup.")
+        return redirect("redundancy_settings")
+    if not _password_confirmed(request):
         return redirect("redundancy_settings")
     try:
         result = scenarios.switchover_start(actor=request.user.username)
@@ -93,6 +109,8 @@ def switchover(request):
 
 @require_POST
 def database_uuid_reset(request):
+    if not _password_confirmed(request):
+        return redirect("redundancy_settings")
     change = database_uuid_reset_service(actor=request.user.username)
     for note in change.notes:
         messages.info(request, note)

@@ -70,7 +70,8 @@ def test_a_post_without_csrf_token_is_refused(admin_user):
 def test_an_account_with_its_initial_password_must_change_it_first(client):
     user = get_user_model().objects.create_superuser("admin", password="initial-pw-1")
     PasswordChangeRequired.objects.create(user=user)
-    assert client.login(username="admin", password="initial-pw-1")
+    login = client.post(reverse("login"), {"username": "admin", "password": "initial-pw-1"})
+    assert login.status_code == 302
 
     response = client.get(reverse("user_list"))
     assert response.status_code == 302

@@ -9,6 +9,7 @@ from core.services import config_update
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
+PASSWORD = "correct horse 42"  # the admin_user fixture
 SECRET = "pairing-secret-0123456789"
 
 
@@ -97,7 +98,8 @@ def test_switching_a_master_to_backup_resets_the_database_uuid(admin_client):
 def test_reset_uuid_on_a_master_generates_a_new_one(admin_client):
     post(admin_client, mode="master", peer="10.0.0.2", secret=SECRET)
     old = config_read()["redundancy.database_uuid"]
-    response = admin_client.post(reverse("database_uuid_reset"), follow=True)
+    response = admin_client.post(reverse("database_uuid_reset"), {"password": PASSWORD},
+                                 follow=True)  # fmt: skip
     new = config_read()["redundancy.database_uuid"]
     assert new and new != old
     assert f"New database UUID: {new}" in response.text
@@ -113,9 +115,20 @@ def test_reset_uuid_on_a_backup_empties_it_to_be_fetched_from_the_master(admin_c
         },
         actor="test",
     )
-    response = admin_client.post(reverse("database_uuid_reset"), follow=True)
+    response = admin_client.post(reverse("database_uuid_reset"), {"password": PASSWORD},
+                                 follow=True)  # fmt: skip
     assert config_read()["redundancy.database_uuid"] == ""
     assert "fetched from the master" in response.text
+
+
+def test_reset_uuid_asks_for_the_password_again_and_changes_nothing_without_it(admin_client):
+    post(admin_client, mode="master", peer="10.0.0.2", secret=SECRET)
+    old = config_read()["redundancy.database_uuid"]
+    for password in ("", "not-my-password"):
+        response = admin_client.post(reverse("database_uuid_reset"), {"password": password},
+                                     follow=True)  # fmt: skip
+        assert "Your password was not right: nothing changed." in response.text
+    assert config_read()["redundancy.database_uuid"] == old
 
 
 def test_reset_uuid_needs_a_post(admin_client):

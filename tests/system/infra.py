@@ -334,12 +334,17 @@ class PeerLinkProxy:
     Each server reaches its peer through one of these. While ``cut``, requests of
     the peer API (``/api/peer/...``) are dropped (the connection closes unanswered),
     as when the network between the servers fails; devices still get through to
-    both servers, as in a split brain.
+    both servers, as in a split brain. With ``reflect_to`` a port, requests go there
+    instead (back to the server that sent them: a reflection attack). Every byte that
+    passes is kept in ``recorded`` (a capture of the link).
     """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.cut = False
+        self.reflect_to: int | None = None
+        self.recorded = bytearray()
+        self._record_lock = threading.Lock()
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", 0))
@@ -367,17 +372,20 @@ class PeerLinkProxy:
             path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
             if self.cut and path.startswith(b"/api/peer/"):
                 return  # the link is down: no answer
+            port = self.reflect_to or self.target_port
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
             except OSError:
                 return
             with upstream:
+                self._record(head)
                 upstream.sendall(head)
                 done = threading.Event()
 
                 def pipe(src: socket.socket, dst: socket.socket) -> None:
                     try:
                         while data := src.recv(65536):
+                            self._record(data)
                             dst.sendall(data)
                     except OSError:
                         pass
@@ -386,6 +394,11 @@ class PeerLinkProxy:
                 threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
                 pipe(client, upstream)
                 done.wait(10)
+
+    def _record(self, data: bytes) -> None:
+        with self._record_lock:
+            if len(self.recorded) < 64 * 1024 * 1024:
+                self.recorded += data
 
     def close(self) -> None:
         self._closed = True

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.system.conftest import logged_in, pair_cluster, wait_until
+from tests.system.conftest import NEW_PASSWORD, logged_in, pair_cluster, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -34,7 +34,9 @@ def test_promotion_of_the_backup_keeps_every_acknowledged_change(tmp_path, clust
         assert extensions(pair.backup_db) == expected
         wait_until(lambda: pair.backup_db.phase() == "failover", timeout=15, what="failover")
         browser = logged_in(pair.backup)
-        response = browser.post("/configuration/redundancy/promote/", {"confirm": "yes"})
+        response = browser.post(
+            "/configuration/redundancy/promote/", {"confirm": "yes", "password": NEW_PASSWORD}
+        )
         assert response.status == 200
         assert "This server is now the master" in response.text
         assert pair.backup_db.config("redundancy.mode") == "master"
@@ -59,7 +61,9 @@ def test_switchover_reinstates_the_original_master_without_losing_a_change(
         pair.wait_paired()
         a.kill()
         wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
-        logged_in(b).post("/configuration/redundancy/promote/", {"confirm": "yes"})
+        logged_in(b).post(
+            "/configuration/redundancy/promote/", {"confirm": "yes", "password": NEW_PASSWORD}
+        )
         create_users(b, 7000, 5)
 
         # The repaired original master joins the acting master as its backup.
@@ -72,7 +76,9 @@ def test_switchover_reinstates_the_original_master_without_losing_a_change(
         wait_until(lambda: extensions(a_db) == extensions(b_db), timeout=20, what="A in sync")
         create_users(b, 7100, 5)  # acknowledged on B just before the swap
 
-        response = logged_in(b).post("/configuration/redundancy/switchover/", {"confirm": "yes"})
+        response = logged_in(b).post(
+            "/configuration/redundancy/switchover/", {"confirm": "yes", "password": NEW_PASSWORD}
+        )
         assert response.status == 200, response.text
         assert "is now the master" in response.text
         assert a_db.config("redundancy.mode") == "master"

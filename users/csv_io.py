@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -62,6 +62,38 @@ def _message(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+def _rows(reader: csv.DictReader, report: ImportReport) -> Iterator[tuple[int, dict]]:
+    """The rows with the line each starts on. A row whose values span lines (a quote
+    left open swallows the lines after it) or that the reader cannot parse is rejected
+    with its line numbers, and nothing after an unreadable row is read."""
+    while True:
+        last = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader stops on the line the bad row starts on (or just before blank lines).
+            start = last + 1
+            reason = (
+                f"a quote opened on line {start} is never closed"
+                if "end of data" in str(exc)
+                else f"malformed CSV: {exc}"
+            )
+            report.rejected.append((start, reason))
+            return
+        end = reader.line_num
+        breaks = sum(v.count("\n") for v in row.values() if isinstance(v, str))
+        breaks += sum(v.count("\n") for v in row.get(None) or [])  # type: ignore[call-overload]
+        if breaks:
+            start = end - breaks
+            report.rejected.append(
+                (start, f"a quote opened on line {start} runs to line {end}: close it")
+            )
+            continue
+        yield end, row
+
+
 def dect_users_import(*, data: bytes, actor: str) -> ImportReport:
     """Import a CSV file all or nothing; raise ImportRefused with the report on any bad row."""
     report = ImportReport()
@@ -70,8 +102,13 @@ def dect_users_import(*, data: bytes, actor: str) -> ImportReport:
     except UnicodeDecodeError:
         report.rejected.append((0, "the file is not UTF-8 text"))
         raise ImportRefused(report) from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    # strict: a stray quote inside a value is an error, not a value read up to the next quote.
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        report.rejected.append((1, f"malformed CSV header: {exc}"))
+        raise ImportRefused(report) from None
     unknown = [c for c in header if c not in COLUMNS]
     missing = REQUIRED - set(header)
     if unknown or missing or not header:
@@ -86,13 +123,15 @@ def dect_users_import(*, data: bytes, actor: str) -> ImportReport:
     seen: dict[str, int] = {}
     try:
         with transaction.atomic():
-            for row in reader:
-                line = reader.line_num
+            for line, row in _rows(reader, report):
                 if line > MAX_ROWS + 1:
                     report.rejected.append((line, f"more than {MAX_ROWS} rows"))
                     break
                 if None in row:
                     report.rejected.append((line, "more values than columns"))
+                    continue
+                if None in row.values():
+                    report.rejected.append((line, "fewer values than columns"))
                     continue
                 fields = {k: (v or "").strip() for k, v in row.items() if k in COLUMNS}
                 extension = fields.get("extension", "")

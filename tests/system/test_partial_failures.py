@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import signal
 import time
+from contextlib import ExitStack
 
 import pytest
 
+from basestations.sim import Simulation
 from tests.system.conftest import FAST, pair_cluster, wait_until
+from tests.system.test_basestations import DEVICE_SECRET, provision
 from users.pbx import Kamailio
 
 pytestmark = pytest.mark.system
@@ -134,12 +137,24 @@ def test_a_hung_worker_is_noticed_taken_over_and_given_back(tmp_path, cluster_lo
         assert pair.master_db.event_since("assignment", hung_at)
 
 
-def test_a_paused_master_is_taken_over_and_converges_after_it_resumes(tmp_path, cluster_log):
-    with (
-        Kamailio() as pbx,
-        pair_cluster(tmp_path, cluster_log, users=USERS, failover_time=1) as pair,
-    ):
+@pytest.mark.parametrize("devices", [0, 4], ids=["without-base-stations", "with-base-stations"])
+def test_a_paused_master_is_taken_over_and_converges_after_it_resumes(
+    tmp_path, cluster_log, devices
+):
+    with ExitStack() as stack:
+        pbx = stack.enter_context(Kamailio())
+        pair = stack.enter_context(
+            pair_cluster(tmp_path, cluster_log, users=USERS, failover_time=1)
+        )
         with_pbx(pair, pbx)
+        if devices:  # the base stations witness the pause: they move to the backup
+            provision(pair, basestations=devices, media=0)
+            sim = stack.enter_context(Simulation(
+                server=f"127.0.0.1:{pair.master.port}", secret=DEVICE_SECRET,
+                basestations=devices, media=0, handsets=0, seed=5,
+            ))  # fmt: skip
+            wait_until(lambda: sum(sim.attached_counts().values()) == devices, timeout=30,
+                       what="the base stations attached")  # fmt: skip
         pair.master.pause()
         paused_at = time.time()
         try:

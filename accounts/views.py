@@ -5,6 +5,18 @@ from django.urls import reverse_lazy
 
 from accounts.models import PasswordChangeRequired
 from accounts.services import admin_password_set
+from core.selectors import config_read, peer_name
+
+
+class LoginView(auth_views.LoginView):
+    """The login page; on a backup it says whose accounts sign in here: the master's,
+    which replace the backup's own when it joins."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if config_read()["redundancy.mode"] == "slave":
+            context["backup_of"] = peer_name() or "its master"
+        return context
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

@@ -156,6 +156,8 @@ def witness_report(now: datetime | None = None) -> dict[str, Any]:
         "known": known,
         "attached": attached,
         "peer_unreachable": unreachable,
+        # Heard recently and still reaching the other server.
+        "peer_reachable": fresh.filter(peer_reachable=True).count(),
         "heard": heard,
         "silent": known - heard,
         "needed": needed,

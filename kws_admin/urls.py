@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts import api as accounts_api
-from accounts.views import PasswordChangeView
+from accounts.views import LoginView, PasswordChangeView
 from kws_admin import views
 from redundancy import api as redundancy_api
 
@@ -12,7 +12,7 @@ urlpatterns = [
     path("basestations/", include("basestations.urls")),
     path("licenses/", include("licensing.urls")),
     path("partials/node-header/", views.node_header, name="node_header"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", PasswordChangeView.as_view(), name="password_change"),
     # The peer API between the two servers (signed; no login, no CSRF).

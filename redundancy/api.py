@@ -19,7 +19,7 @@ from core.peer import peer_endpoint
 from core.selectors import config_read
 from redundancy.durability import changes_page
 from redundancy.follower import BATCH_SIZE, replication_pull
-from redundancy.heartbeat import heartbeat_answer
+from redundancy.heartbeat import heartbeat_answer, probe_answer
 from redundancy.scenarios import switchover_accept
 
 MAX_LIMIT = 1000
@@ -40,6 +40,12 @@ def _method(request: HttpRequest, expected: str) -> tuple[int, dict[str, str]] |
 @peer_endpoint
 def heartbeat(request: HttpRequest, payload: Any) -> tuple[int, Any]:
     return heartbeat_answer(payload)
+
+
+@peer_endpoint
+def probe(request: HttpRequest, payload: Any) -> tuple[int, Any]:
+    """A signed probe before an address is saved: answers who this server is."""
+    return probe_answer()
 
 
 @peer_endpoint
@@ -84,6 +90,7 @@ def nudge(request: HttpRequest, payload: Any) -> tuple[int, Any]:
 urlpatterns: list = [
     path("heartbeat", heartbeat, name="peer_heartbeat"),
     path("switchover", switchover, name="peer_switchover"),
+    path("probe", probe, name="peer_probe"),
     path("changes", changes),
     path("snapshot", snapshot),
     path("nudge", nudge),

@@ -32,10 +32,28 @@ class RedundancyForm(forms.Form):
         + config.KEYS["redundancy.secret"].help,
     )
 
+    save_unreachable = forms.BooleanField(
+        label="Save even if the peer does not answer",
+        required=False,
+        help_text="The peer is tried before the address is saved; tick this to save an "
+        "address that does not answer now (the other server is not installed yet).",
+    )
+
+    def __init__(self, *args, backup: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if backup:
+            # The note sets the failover time on the master; a backup uses the master's.
+            field = self.fields["failover_time"]
+            field.disabled = True
+            field.help_text = "Set on the master: the master's value applies to both servers."
+
     def changes(self) -> dict[str, str]:
-        """The submitted values as configuration text by key; an empty secret is kept."""
+        """The submitted values as configuration text by key; an empty secret is kept, and
+        a field shown read-only is not a change."""
         data = self.cleaned_data
-        changes = {key: data[name] for name, key in FIELD_KEYS.items()}
+        changes = {
+            key: data[name] for name, key in FIELD_KEYS.items() if not self.fields[name].disabled
+        }
         if not changes["redundancy.secret"]:
             del changes["redundancy.secret"]
         return changes

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from basestations.selectors import devices_heartbeat
+from core import config
 from core.assignment import BOTH, SLOTS, Assignment
 from core.health import engine_fresh, health_report, health_report_parse
 from core.models import NodeState
@@ -82,6 +83,8 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         # know, and the homes whose users we register now.
         # Our id in signed messages: the peer addresses its requests to it.
         "node_id": state.node_id,
+        # The master's failover time applies to both servers (the note sets it there).
+        "failover_time": values["redundancy.failover_time"],
         "slot": state.slot,
         "assignment": state.assignment or None,
         "registering": state.registering,
@@ -174,6 +177,47 @@ def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:
         return 400, {"error": f"malformed heartbeat: {exc}"}
     peer_status_record(payload, parsed, answered=False)
     return 200, status_payload(values=values, peer_claims=parsed.claims)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a signed probe of a peer address found: ``reached`` (it answered at all),
+    ``ok`` (a signed answer: same pairing secret) and a sentence for the administrator."""
+
+    reached: bool
+    ok: bool
+    message: str
+
+
+def peer_probe(*, peer: str, secret: str, timeout: float = 3.0) -> Probe:
+    """Try ``peer`` with ``secret`` before it is saved: a signed probe that changes
+    nothing there."""
+    try:
+        client = PeerClient(peer=peer, secret=secret, node=settings.NODE_NAME, timeout=timeout,
+                            sender=NodeState.load().node_id)  # fmt: skip
+        answer = client.call("POST", "/api/peer/probe", {})
+    except ValueError as exc:
+        return Probe(False, False, f"{peer} is not a valid address: {exc}")
+    except PeerError as exc:
+        text = str(exc)
+        if "unreachable" in text:
+            return Probe(False, False, f"{peer} does not answer ({text})")
+        return Probe(True, False, f"{peer} answered but refused: {text}")
+    if not isinstance(answer, dict):
+        return Probe(True, False, f"{peer} answered something that is not a KWS peer")
+    mode = config.MODE_LABELS.get(str(answer.get("mode")), str(answer.get("mode")))
+    firmware = answer.get("firmware", "?")
+    node = answer.get("node", "?")
+    return Probe(
+        True, True, f"reached {node} at {peer} ({mode}, firmware {firmware}): the secret matches"
+    )
+
+
+def probe_answer() -> tuple[int, dict[str, Any]]:
+    """The peer API's probe: who this server is; nothing is recorded."""
+    values = config_read()
+    return 200, {"node": settings.NODE_NAME, "mode": values["redundancy.mode"],
+                 "firmware": settings.FIRMWARE_VERSION}  # fmt: skip
 
 
 def _age(moment: datetime) -> float:

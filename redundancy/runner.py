@@ -20,6 +20,7 @@ from core.health import health_parts, health_watch, unserved_reason
 from core.models import NodeState
 from core.selectors import config_read
 from core.services import config_update, event_record
+from licensing.services import ROLE_LICENSE_CHECK
 from redundancy import statemachine as sm
 from redundancy.heartbeat import heartbeat_send, own_claims
 
@@ -34,6 +35,21 @@ def _epoch(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment else None
 
 
+def failover_time_applied(values: dict[str, Any], state: NodeState) -> tuple[int, str]:
+    """The failover time that applies here and whose it is: the master's, as the note
+    sets it on the master only; on a backup the value its master's heartbeat gave (its
+    own until one arrived)."""
+    own = values["redundancy.failover_time"]
+    if values["redundancy.mode"] != "slave":
+        return own, "this server (the master)" if values["redundancy.mode"] == "master" else ""
+    peer = state.peer_status or {}
+    theirs = peer.get("failover_time")
+    master = (peer.get("claims") or {}).get("mode") == "master"
+    if master and isinstance(theirs, int) and not isinstance(theirs, bool) and 0 <= theirs <= 3600:
+        return theirs, f"the master {(peer.get('claims') or {}).get('node') or 'the master'}"
+    return own, "this server (no heartbeat of the master yet)"
+
+
 def observations(values: dict[str, Any], state: NodeState) -> sm.Observations:
     peer = state.peer_status or {}
     peer_slot = peer.get("slot")
@@ -41,7 +57,7 @@ def observations(values: dict[str, Any], state: NodeState) -> sm.Observations:
     own = {p.role: p for p in health_parts(window=window)}
     return sm.Observations(
         mode=values["redundancy.mode"],
-        failover_time=values["redundancy.failover_time"],
+        failover_time=failover_time_applied(values, state)[0],
         detection_window=settings.DETECTION_WINDOW,
         own=own_claims(values),
         peer=sm.Claims.from_dict(peer["claims"]) if peer.get("claims") else None,
@@ -119,6 +135,17 @@ def _carry_out(action: sm.Action) -> None:
             skip_write_check=True,
         )
         event_record(kind="join", message=f"Took the master's database UUID {action.database_uuid}")
+    elif isinstance(action, sm.StepDown):
+        values = config_read()
+        config_update(
+            changes={
+                "redundancy.mode": "slave",
+                "redundancy.database_uuid": values["redundancy.database_uuid"],
+            },
+            actor="engine",
+            skip_write_check=True,
+            skip_checks={ROLE_LICENSE_CHECK},
+        )
     elif isinstance(action, sm.TakeOver):
         started = time.time()
         transaction.on_commit(

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from basestations.selectors import witness_report
 from core.assignment import BOTH, Assignment, newest
 from core.changelog import changelog_head_lock
 from core.models import NodeState
@@ -93,15 +94,47 @@ def _assignment_take_all() -> None:
     state.save()
 
 
-def backup_promote(*, actor: str) -> int:
+def _master_gone(*, master_off: bool) -> str:
+    """Why the master counts as gone (for the event), or ScenarioError saying why not:
+    it still answers heartbeats, or base stations still reach it; without base stations
+    to ask, only the administrator's word that it is switched off counts."""
+    state = NodeState.load()
+    window = settings.DETECTION_WINDOW
+    if state.peer_seen_at is not None:
+        age = (timezone.now() - state.peer_seen_at).total_seconds()
+        if age <= window:
+            raise ScenarioError(
+                f"the master answered {age:.1f} s ago: it is not lost. Promote only a backup "
+                "whose master is permanently gone (two masters would serve the same users)"
+            )
+    report = witness_report()
+    if report["peer_reachable"]:
+        raise ScenarioError(
+            f"{report['peer_reachable']} of {report['known']} base stations still reach the "
+            "master: it is running. Switch it off before promoting this backup"
+        )
+    if report["known"]:
+        return f"{report['peer_unreachable']} of {report['known']} base stations report it gone"
+    if not master_off:
+        raise ScenarioError(
+            "no base station can confirm that the master is gone: make sure it is switched "
+            "off, then confirm that it is"
+        )
+    return "the administrator confirmed it is switched off"
+
+
+def backup_promote(*, actor: str, master_off: bool = False) -> int:
     """Make this backup the master (the master is permanently lost).
 
-    Keeps the database UUID and every replicated change; this server then
-    handles every user. Returns how many users it handles.
+    Refused (ScenarioError) while the master answers or base stations still reach it;
+    without base stations ``master_off`` (the administrator switched it off) is needed.
+    Keeps the database UUID and every replicated change; this server then handles every
+    user. Returns how many users it handles.
     """
     values = config_read()
     if values["redundancy.mode"] != "slave":
         raise ScenarioError("only a backup can be promoted: this server is not a backup")
+    gone = _master_gone(master_off=master_off)
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
         _role_set(mode="master", values=values, actor=actor)
@@ -110,9 +143,10 @@ def backup_promote(*, actor: str) -> int:
         handled = DectUser.objects.count()
         event_record(
             kind="promotion",
-            message=f"{settings.NODE_NAME} promoted from backup to master by {actor}; "
-            f"it handles all {handled} users. Add the old master back as a backup "
-            "(node type Backup, database UUID reset).",
+            message=f"{settings.NODE_NAME} promoted from backup to master by {actor} (the "
+            f"master is gone: {gone}); it handles all {handled} users. Add the old master "
+            "back as a backup (node type Backup, database UUID reset); should it return as "
+            "master, it steps down.",
             actor=actor,
             severity="warning",
         )

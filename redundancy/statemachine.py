@@ -217,13 +217,21 @@ class TakeOver:
 
 
 @dataclass(frozen=True)
+class StepDown:
+    """This master becomes the backup of the other master, which holds a newer
+    assignment (a backup promoted while this server was away): nothing else changes."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class AdoptDatabaseUUID:
     """Backup: store the master's database UUID (ours was reset)."""
 
     database_uuid: str
 
 
-Action = RecordEvent | TakeOver | AdoptDatabaseUUID
+Action = RecordEvent | TakeOver | StepDown | AdoptDatabaseUUID
 
 
 @dataclass(frozen=True)
@@ -342,7 +350,8 @@ def _ownership(
         and obs.peer_seen_at is None
         and now - d.state.started_at < obs.detection_window
     )
-    if d.handles_users and not starting:
+    stepping_down = any(isinstance(a, StepDown) for a in actions)
+    if d.handles_users and not starting and not stepping_down:
         owned = _owned(assignment, slot)
         registering = owned
         if (trusted or talking) and assignment is not None:
@@ -365,9 +374,38 @@ def _ownership(
     )
 
 
+def _two_masters(state: State, obs: Observations, peer_name: str) -> Decision:
+    """Both servers say they are master: one was promoted while the other was away. The
+    one with the older assignment steps down to backup; neither takes the other's users
+    over. (Of equal assignments, the server with the greater ARI steps down.)"""
+    assert obs.peer is not None
+    ours = obs.assignment
+    theirs = obs.peer_assignment
+    older = theirs is not None and (
+        ours is None or theirs > ours or (theirs == ours and obs.own.ari > obs.peer.ari)
+    )
+    if older:
+        why = (
+            f"{peer_name} is the master now (its assignment {theirs.describe()} is newer "
+            "than this server's): this server steps down to backup and changes nothing"
+        )
+        actions: list[Action] = [RecordEvent("step_down", f"Stepped down: {why}", "warning"),
+                                 StepDown(why)]  # fmt: skip
+        new = replace(state, phase=REJECTED, rejection=why)
+        return _decision(obs, new, actions, f"stepping down: {why}")
+    why = f"{peer_name} says it is master too; its assignment is older: it must step down"
+    actions = []
+    if state.rejection != why:
+        actions.append(RecordEvent("two_masters", f"Another master is back: {why}", "warning"))
+    new = replace(state, phase=REJECTED, rejection=why, lost_at=None)
+    return _decision(obs, new, actions, f"two masters: {why}")
+
+
 def _decide_peer_alive(state: State, obs: Observations, now: float, peer_name: str) -> Decision:
     assert obs.peer is not None
     actions: list[Action] = []
+    if obs.mode == "master" and obs.peer.mode == "master":
+        return _two_masters(state, obs, peer_name)
     if obs.mode == "master":
         verdict = join_verdict(obs.own, obs.peer)
     else:

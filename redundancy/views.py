@@ -12,6 +12,8 @@ from core.services import config_update
 from core.services import database_uuid_reset as database_uuid_reset_service
 from redundancy import scenarios
 from redundancy.forms import RedundancyForm
+from redundancy.heartbeat import peer_probe
+from redundancy.runner import failover_time_applied
 from redundancy.selectors import pair_overview
 
 
@@ -28,11 +30,47 @@ def status(request):
     return render(request, template, context)
 
 
+def _peer_checked(request, form: RedundancyForm, values: dict) -> bool:
+    """Try the peer address about to be saved (a signed probe) and say what answered;
+    False (the form says why) when it does not answer and saving anyway was not asked."""
+    changes = form.changes()
+    mode = changes.get("redundancy.mode", values["redundancy.mode"])
+    peer = changes.get("redundancy.peer", values["redundancy.peer"])
+    secret = changes.get("redundancy.secret", values["redundancy.secret"])
+    if mode == "single" or not peer or not secret:
+        return True  # the configuration rules say what is missing
+    unchanged = (mode, peer, secret) == (
+        values["redundancy.mode"],
+        values["redundancy.peer"],
+        values["redundancy.secret"],
+    )
+    if unchanged:
+        return True
+    try:
+        probe = peer_probe(peer=peer, secret=secret)
+    except ValueError:
+        return True  # not an address: the rules refuse it with their own words
+    if probe.ok:
+        messages.info(request, f"Peer check: {probe.message}.")
+        return True
+    if probe.reached:
+        messages.warning(request, f"Peer check: {probe.message}.")
+        return True
+    if form.cleaned_data.get("save_unreachable"):
+        messages.warning(request, f"Peer check: {probe.message}; saved as asked.")
+        return True
+    form.add_error("peer", f"{probe.message}. Nothing was saved: check the address, or tick "
+                           "'Save even if the peer does not answer'.")  # fmt: skip
+    return False
+
+
 def redundancy_settings(request):
     values = config_read()
+    state = NodeState.load()
+    applied, source = failover_time_applied(values, state)
     if request.method == "POST":
-        form = RedundancyForm(request.POST)
-        if form.is_valid():
+        form = RedundancyForm(request.POST, backup=values["redundancy.mode"] == "slave")
+        if form.is_valid() and _peer_checked(request, form, values):
             try:
                 change = config_update(changes=form.changes(), actor=request.user.username)
             except config.ConfigError as exc:
@@ -46,7 +84,9 @@ def redundancy_settings(request):
                     messages.info(request, "Nothing changed.")
                 return redirect("redundancy_settings")
     else:
-        form = RedundancyForm(initial=RedundancyForm.initial_from(values))
+        form = RedundancyForm(
+            initial=RedundancyForm.initial_from(values), backup=values["redundancy.mode"] == "slave"
+        )
     return render(
         request,
         "redundancy/settings.html",
@@ -55,7 +95,10 @@ def redundancy_settings(request):
             "database_uuid": values["redundancy.database_uuid"],
             "secret_set": bool(values["redundancy.secret"]),
             "mode": values["redundancy.mode"],
-            "state": NodeState.load(),
+            "state": state,
+            "failover_applied": applied,
+            "failover_source": source,
+            "failover_own": values["redundancy.failover_time"],
         },
     )
 
@@ -79,7 +122,9 @@ def backup_promote(request):
     if not _password_confirmed(request):
         return redirect("redundancy_settings")
     try:
-        handled = scenarios.backup_promote(actor=request.user.username)
+        handled = scenarios.backup_promote(
+            actor=request.user.username, master_off=request.POST.get("master_off") == "yes"
+        )
     except scenarios.ScenarioError as exc:
         messages.error(request, str(exc))
     else:

@@ -61,14 +61,15 @@ def links(count, *, attached=0, unreachable=0, redirected=0, stale=0):
 def test_the_witness_of_a_master_whose_devices_all_reach_the_backup_confirms_nothing():
     links(10, attached=10)
     assert witness_report() == {"known": 10, "attached": 10, "peer_unreachable": 0, "heard": 10,
-                                "silent": 0, "needed": 7, "confirmed": False}  # fmt: skip
+                                "silent": 0, "needed": 7, "confirmed": False,
+                                "peer_reachable": 10}  # fmt: skip
 
 
 def test_the_witness_confirms_when_60_percent_plus_one_report_the_peer_unreachable():
     links(10, attached=3, unreachable=3, redirected=3, stale=2)
     report = witness_report()
     assert report == {"known": 10, "attached": 3, "peer_unreachable": 6, "heard": 6,
-                      "silent": 4, "needed": 7, "confirmed": False}  # fmt: skip
+                      "silent": 4, "needed": 7, "confirmed": False, "peer_reachable": 0}  # fmt: skip
     BaseStationLink.objects.filter(
         last_contact_at__lt=timezone.now() - timedelta(seconds=30)
     ).update(last_contact_at=timezone.now())

@@ -326,3 +326,31 @@ def test_a_server_that_just_started_declares_nobody_lost_before_the_window_has_p
     assert pair.a.state.phase != FAILOVER and "starting" in pair.a.reasons[-1]
     pair.seconds(WINDOW + 0.5)
     assert pair.a.state.phase == FAILOVER  # then the lone master serves every user
+
+
+def test_an_old_master_that_finds_a_promoted_one_steps_down_and_serves_nobody_next_to_it():
+    from redundancy.statemachine import StepDown
+
+    pair = Pair(failover_time=0).formed()
+    pair.a.running = False  # the master is lost; the backup takes over and is promoted
+    pair.seconds(WINDOW + 1)
+    assert pair.b.registering == "AB"
+    pair.b.claims = replace(pair.b.claims, mode="master")
+    pair.b.assignment = Assignment(pair.b.assignment.epoch + 1, True, "B")  # the promotion
+    pair.b.state = State(phase=FAILOVER, joined_before=True, took_over_at=pair.now)
+    pair.beat()
+    pair.a.restart(pair.now)  # the old master comes back, still configured as master
+    stepped = False
+    for _ in range(6):
+        pair.beat()
+        last = pair.a.reasons[-1]
+        if last.startswith("stepping down") and not stepped:
+            stepped = True
+            pair.a.claims = replace(pair.a.claims, mode="slave")  # what StepDown does
+        assert pair.a.registering == "" or stepped
+    assert stepped and pair.overlaps == []
+    pair.seconds(3)  # it joins the promoted master as backup and gets its half
+    assert (pair.a.slot, pair.b.slot) == ("A", "B")
+    assert (pair.a.registering, pair.b.registering) == ("A", "B")
+    assert pair.overlaps == []
+    assert StepDown  # the action the runner carries out

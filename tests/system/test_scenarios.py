@@ -35,7 +35,8 @@ def test_promotion_of_the_backup_keeps_every_acknowledged_change(tmp_path, clust
         wait_until(lambda: pair.backup_db.phase() == "failover", timeout=15, what="failover")
         browser = logged_in(pair.backup)
         response = browser.post(
-            "/configuration/redundancy/promote/", {"confirm": "yes", "password": NEW_PASSWORD}
+            "/configuration/redundancy/promote/",
+            {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD},
         )
         assert response.status == 200
         assert "This server is now the master" in response.text
@@ -62,7 +63,8 @@ def test_switchover_reinstates_the_original_master_without_losing_a_change(
         a.kill()
         wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
         logged_in(b).post(
-            "/configuration/redundancy/promote/", {"confirm": "yes", "password": NEW_PASSWORD}
+            "/configuration/redundancy/promote/",
+            {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD},
         )
         create_users(b, 7000, 5)
 
@@ -93,3 +95,33 @@ def test_switchover_reinstates_the_original_master_without_losing_a_change(
         wait_until(lambda: "7200" in extensions(b_db), timeout=20, what="B follows A")
         events = [m for _, m in b_db.events("switchover")]
         assert any("is now the backup" in m for m in events), json.dumps(events)
+
+
+def test_promotion_is_refused_while_the_master_lives_and_an_old_master_steps_down(
+    tmp_path, cluster_log
+):
+    with pair_cluster(tmp_path, cluster_log, users=10, failover_time=1) as pair:
+        a, b, a_db, b_db = pair.master, pair.backup, pair.master_db, pair.backup_db
+        pair.wait_paired()
+        refused = logged_in(b).post(
+            "/configuration/redundancy/promote/",
+            {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD},
+        )
+        assert "the master answered" in refused.text and b_db.config("redundancy.mode") == "slave"
+
+        a.kill()
+        wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
+        logged_in(b).post("/configuration/redundancy/promote/",
+                          {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD})  # fmt: skip
+        assert b_db.config("redundancy.mode") == "master"
+        a.start()  # the old master returns, still configured as master
+        a.wait_ready()
+        wait_until(lambda: a_db.config("redundancy.mode") == "slave", timeout=30,
+                   what="the old master steps down")  # fmt: skip
+        assert a_db.events("step_down") and b_db.events("two_masters")
+        wait_until(lambda: a_db.phase() == "normal" and b_db.phase() == "normal", timeout=30,
+                   what="A joined B as its backup")  # fmt: skip
+        assert b_db.config("redundancy.mode") == "master"
+        # Never two servers registering the same home: A registered nothing while it was a
+        # master next to B, and takes its half only as B's backup.
+        assert set(a_db.registering()) & set(b_db.registering()) == set()

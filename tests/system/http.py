@@ -55,14 +55,17 @@ class Browser:
         """Log in; change an initial password to ``new_password`` when asked to, and
         try ``new_password`` if ``password`` was already changed (accounts replicate)."""
         self.get("/login/")
+        self.password = password  # the password that signs in now (see the scenarios)
         resp = self.post("/login/", {"username": username, "password": password})
         if "/login/" in resp.url and new_password:
             resp = self.post("/login/", {"username": username, "password": new_password})
+            self.password = new_password
         if resp.url.endswith("/password/") and new_password:
             resp = self.post(
                 "/password/",
                 {"old_password": password, "new_password1": new_password,
                  "new_password2": new_password},
             )  # fmt: skip
+            self.password = new_password
         if "/login/" in resp.url or "/password/" in resp.url:
             raise AssertionError(f"login as {username} failed: {resp.status} {resp.url}")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.system.conftest import NEW_PASSWORD, logged_in, pair_cluster, wait_until
+from tests.system.conftest import logged_in, pair_cluster, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -36,7 +36,7 @@ def test_promotion_of_the_backup_keeps_every_acknowledged_change(tmp_path, clust
         browser = logged_in(pair.backup)
         response = browser.post(
             "/configuration/redundancy/promote/",
-            {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD},
+            {"confirm": "yes", "master_off": "yes", "password": browser.password},
         )
         assert response.status == 200
         assert "This server is now the master" in response.text
@@ -62,9 +62,10 @@ def test_switchover_reinstates_the_original_master_without_losing_a_change(
         pair.wait_paired()
         a.kill()
         wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
-        logged_in(b).post(
+        browser = logged_in(b)
+        browser.post(
             "/configuration/redundancy/promote/",
-            {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD},
+            {"confirm": "yes", "master_off": "yes", "password": browser.password},
         )
         create_users(b, 7000, 5)
 
@@ -78,8 +79,10 @@ def test_switchover_reinstates_the_original_master_without_losing_a_change(
         wait_until(lambda: extensions(a_db) == extensions(b_db), timeout=20, what="A in sync")
         create_users(b, 7100, 5)  # acknowledged on B just before the swap
 
-        response = logged_in(b).post(
-            "/configuration/redundancy/switchover/", {"confirm": "yes", "password": NEW_PASSWORD}
+        browser = logged_in(b)
+        response = browser.post(
+            "/configuration/redundancy/switchover/",
+            {"confirm": "yes", "password": browser.password},
         )
         assert response.status == 200, response.text
         assert "is now the master" in response.text
@@ -103,16 +106,18 @@ def test_promotion_is_refused_while_the_master_lives_and_an_old_master_steps_dow
     with pair_cluster(tmp_path, cluster_log, users=10, failover_time=1) as pair:
         a, b, a_db, b_db = pair.master, pair.backup, pair.master_db, pair.backup_db
         pair.wait_paired()
-        refused = logged_in(b).post(
+        browser = logged_in(b)
+        refused = browser.post(
             "/configuration/redundancy/promote/",
-            {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD},
+            {"confirm": "yes", "master_off": "yes", "password": browser.password},
         )
         assert "the master answered" in refused.text and b_db.config("redundancy.mode") == "slave"
 
         a.kill()
         wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
-        logged_in(b).post("/configuration/redundancy/promote/",
-                          {"confirm": "yes", "master_off": "yes", "password": NEW_PASSWORD})  # fmt: skip
+        browser = logged_in(b)
+        browser.post("/configuration/redundancy/promote/",
+                     {"confirm": "yes", "master_off": "yes", "password": browser.password})  # fmt: skip
         assert b_db.config("redundancy.mode") == "master"
         a.start()  # the old master returns, still configured as master
         a.wait_ready()

@@ -27,6 +27,7 @@ from core.health import engine_fresh, health_report, health_report_parse
 from core.models import NodeState
 from core.peer import PeerClient, PeerError
 from core.selectors import config_read
+from core.services import event_record
 from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.selectors import replication_status
@@ -151,12 +152,27 @@ def peer_status_record(payload: dict[str, Any], parsed: PeerStatus, *, answered:
     status["received_at"] = time.time()
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
+        before = (NodeState.objects.select_for_update().get(pk=1).peer_status or {}).get("claims")
+        _stepped_down_noted(before or {}, parsed.claims)
         fields: dict[str, Any] = {"peer_status": status}
         if answered:
             fields["peer_seen_at"] = timezone.now()
         NodeState.objects.filter(pk=1).update(**fields)
         if parsed.registrations:
             peer_registrations_record(parsed.registrations)
+
+
+def _stepped_down_noted(before: dict[str, Any], now: sm.Claims) -> None:
+    """The peer said it was master and says backup now: an old master that came back
+    stepped down (statemachine.StepDown); this master's event log says so too."""
+    if before.get("mode") == "master" and now.mode == "slave":
+        if config_read()["redundancy.mode"] == "master":
+            event_record(
+                kind="two_masters",
+                message=f"{now.node}, a master that came back, stepped down to be the backup "
+                f"of {settings.NODE_NAME}",
+                severity="warning",
+            )
 
 
 def heartbeat_answer(payload: Any) -> tuple[int, dict[str, Any]]:

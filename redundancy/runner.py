@@ -20,9 +20,9 @@ from core.health import health_parts, health_watch, unserved_reason
 from core.models import NodeState
 from core.selectors import config_read
 from core.services import config_update, event_record
-from licensing.services import ROLE_LICENSE_CHECK
 from redundancy import statemachine as sm
 from redundancy.heartbeat import heartbeat_send, own_claims
+from redundancy.scenarios import role_set
 
 logger = logging.getLogger(__name__)
 
@@ -136,16 +136,7 @@ def _carry_out(action: sm.Action) -> None:
         )
         event_record(kind="join", message=f"Took the master's database UUID {action.database_uuid}")
     elif isinstance(action, sm.StepDown):
-        values = config_read()
-        config_update(
-            changes={
-                "redundancy.mode": "slave",
-                "redundancy.database_uuid": values["redundancy.database_uuid"],
-            },
-            actor="engine",
-            skip_write_check=True,
-            skip_checks={ROLE_LICENSE_CHECK},
-        )
+        role_set(mode="slave", values=config_read(), actor="engine")
     elif isinstance(action, sm.TakeOver):
         started = time.time()
         transaction.on_commit(

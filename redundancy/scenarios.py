@@ -51,7 +51,7 @@ class ScenarioError(Exception):
     """An administration scenario that cannot run now; the message says why."""
 
 
-def _role_set(*, mode: str, values: dict[str, Any], actor: str) -> None:
+def role_set(*, mode: str, values: dict[str, Any], actor: str) -> None:
     """Change this server's node type as part of a scenario: the database UUID is kept
     (the pair stays one database) and the licenses the server has are kept too."""
     config_update(
@@ -137,7 +137,7 @@ def backup_promote(*, actor: str, master_off: bool = False) -> int:
     gone = _master_gone(master_off=master_off)
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
-        _role_set(mode="master", values=values, actor=actor)
+        role_set(mode="master", values=values, actor=actor)
         _engine_restart(mode="master", phase=FAILOVER, took_over_at=time.time())
         _assignment_take_all()
         handled = DectUser.objects.count()
@@ -227,7 +227,7 @@ def switchover_start(
             answer, lost = {}, f" (its answer was lost: {exc}; it reports master)"
         with transaction.atomic():
             NodeState.objects.select_for_update().get(pk=1)
-            _role_set(mode="slave", values=values, actor=actor)
+            role_set(mode="slave", values=values, actor=actor)
             _engine_restart(mode="slave", phase=PEER_LOST)
             event_record(
                 kind="switchover",
@@ -263,7 +263,7 @@ def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[st
         return 409, {"error": f"position {position} is past the master's head {head}"}
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
-        _role_set(mode="master", values=values, actor=actor)
+        role_set(mode="master", values=values, actor=actor)
         _engine_restart(mode="master", phase=PEER_LOST)
         event_record(
             kind="switchover",

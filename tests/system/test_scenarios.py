@@ -123,7 +123,8 @@ def test_promotion_is_refused_while_the_master_lives_and_an_old_master_steps_dow
         a.wait_ready()
         wait_until(lambda: a_db.config("redundancy.mode") == "slave", timeout=30,
                    what="the old master steps down")  # fmt: skip
-        assert a_db.events("step_down") and b_db.events("two_masters")
+        assert a_db.events("step_down")
+        wait_until(lambda: b_db.events("two_masters"), timeout=10, what="the event on B too")
         wait_until(lambda: a_db.phase() == "normal" and b_db.phase() == "normal", timeout=30,
                    what="A joined B as its backup")  # fmt: skip
         assert b_db.config("redundancy.mode") == "master"

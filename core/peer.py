@@ -213,6 +213,11 @@ def peer_endpoint(view: PeerView) -> Callable[[HttpRequest], HttpResponse]:
         response = HttpResponse(body, status=status, content_type="application/octet-stream")
         for name, value in headers.items():
             response[name] = value
+        if status == 503:
+            # "My engine is not deciding" is the peer protocol's answer (at every start, and
+            # while a worker is down, which the node's own health events report), not an
+            # error of the web server for django.request to log at every beat.
+            response._has_been_logged = True  # type: ignore[attr-defined]
         return response
 
     return wrapper

@@ -6,7 +6,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core import config
+from core.locks import write_check
 from core.models import Event, NodeState
+from core.rules import Scope
 from core.selectors import config_read
 from core.services import config_update
 from core.services import database_uuid_reset as database_uuid_reset_service
@@ -69,6 +71,8 @@ def redundancy_settings(request):
     state = NodeState.load()
     applied, source = failover_time_applied(values, state)
     if request.method == "POST":
+        # Locked (a backup in failover): refused with 423 before anything is tried.
+        write_check(Scope.LOCAL)
         form = RedundancyForm(request.POST, backup=values["redundancy.mode"] == "slave")
         if form.is_valid() and _peer_checked(request, form, values):
             try:

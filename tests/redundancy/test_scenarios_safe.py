@@ -116,3 +116,10 @@ def test_the_login_page_of_a_backup_says_whose_accounts_sign_in(client):
     NodeState.objects.filter(pk=1).update(peer_status={"claims": {"node": "kws-a"}})
     html = client.get(reverse("login")).text
     assert "This server is the backup of kws-a: sign in with the master's accounts" in html
+
+
+def test_during_a_failover_the_redundancy_form_is_refused_before_the_peer_is_tried(admin_client):
+    failover_backup()
+    response = admin_client.post(reverse("redundancy_settings"),
+                                 {"mode": "slave", "peer": "127.0.0.1:9", "failover_time": "9"})  # fmt: skip
+    assert response.status_code == 423 and "failover" in response.text

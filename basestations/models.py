@@ -66,6 +66,8 @@ class DeviceLink(models.Model):
     refusal = models.CharField(max_length=200, blank=True)
     # The signing timestamp of the last contact: a keep-alive must be newer (no replay).
     last_stamp = models.FloatField(default=0.0)
+    # The server addresses the device said it knows, at its last contact.
+    servers = models.JSONField(default=list, blank=True)
 
     class Meta:
         abstract = True

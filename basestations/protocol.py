@@ -129,6 +129,7 @@ class KeepAlive(TypedDict):
     peer_reachable: bool | None
     ip: NotRequired[str]
     handsets: NotRequired[list[str]]  # extensions of the handsets seen on a base station
+    servers: NotRequired[list[str]]  # the server addresses the device knows (host:port)
     channels_in_use: NotRequired[int]  # media resources
 
 
@@ -158,6 +159,7 @@ class Refusal(TypedDict):
 RFP_STATES = ("synced", "searching", "free_running", "radio_off")
 MEDIA_STATES = ("ok", "overload", "error")
 MAX_HANDSETS = 2000  # per keep-alive; a base station serves far fewer
+MAX_SERVERS = 8  # server addresses a device reports knowing
 
 
 # --- The split-brain witness ------------------------------------------------
@@ -198,6 +200,13 @@ def keepalive_parse(payload: object, signer: str) -> KeepAlive:
     }
     if payload.get("ip"):
         report["ip"] = _text(payload, "ip")
+    servers = payload.get("servers")
+    if servers is not None:
+        if not isinstance(servers, list) or len(servers) > MAX_SERVERS:
+            raise ValueError(f"servers must be a list of at most {MAX_SERVERS} addresses")
+        if not all(isinstance(s, str) and 0 < len(s) <= 261 for s in servers):
+            raise ValueError("servers must be host:port strings")
+        report["servers"] = [s.strip() for s in servers]
     handsets = payload.get("handsets")
     if handsets is not None:
         if not isinstance(handsets, list) or len(handsets) > MAX_HANDSETS:

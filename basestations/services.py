@@ -378,6 +378,7 @@ def device_keepalive(
         "peer_reachable": report.get("peer_reachable"),
         "last_contact_at": now,
         "last_stamp": stamp,
+        "servers": list(report.get("servers") or []),
     }
     if kind == "media":
         values["channels_in_use"] = report.get("channels_in_use")

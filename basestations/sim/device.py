@@ -7,8 +7,10 @@ does the I/O), as the application note describes a KIRK device:
 - ``attached``: its server accepted it (200) and told it the peer's address and
   the keep-alive interval; it keeps alive at that interval.
 - ``searching``: its server stopped answering (``missed`` keep-alives in a row,
-  or at once when the connection is refused): it tries the other server,
-  alternating while neither takes it.
+  or at once when the connection is refused): it tries the next server it knows,
+  in turn while none takes it. A device remembers every server address it was
+  configured with, attached to or told of (``known``), so after a promotion and a
+  restart of the promoted server it still finds it, not only the old master.
 - ``redirected``: a server answered 409 (it does not serve devices now) and
   named the server that does; the device goes there, unless it just found that
   server unreachable (then it retries where it is: the survivor takes it once
@@ -83,6 +85,8 @@ class SimDevice:
         self.server = ""  # the server it is attached to ('' when not attached)
         self.server_name = ""  # that server's node name
         self.peer = ""  # the other server, as learned from a server's answer
+        # Every server address it knows: configured, attached to, told of (in that order).
+        self.known: list[str] = [home]
         self.ari = ""  # the ARI it broadcasts, as its server said
         self.interval = protocol.KEEPALIVE_INTERVAL
         self.missed_max = protocol.MISSED_KEEPALIVES
@@ -95,11 +99,21 @@ class SimDevice:
 
     # --- What the device says --------------------------------------------
 
+    def learn(self, address: str) -> None:
+        if address and address not in self.known:
+            self.known.append(address)
+
     def other(self, address: str | None = None) -> str:
-        """The other server than ``address`` (default: the one it keeps alive with)."""
+        """The next server it knows after ``address`` (default: the one it keeps alive
+        with): the peer it was told of first, then the others in turn, skipping those it
+        last found unreachable while any other is left."""
         address = address or self.target
-        known = [a for a in (self.home, self.peer) if a and a != address]
-        return known[0] if known else ""
+        order = [a for a in (self.peer, *self.known) if a]
+        candidates = list(dict.fromkeys(a for a in order if a != address))
+        if not candidates:
+            return ""
+        hopeful = [a for a in candidates if self.reachable.get(a) is not False]
+        return (hopeful or candidates)[0]
 
     def report(self) -> protocol.KeepAlive:
         other = self.other()
@@ -112,6 +126,7 @@ class SimDevice:
         }
         if self.ip:
             report["ip"] = self.ip
+        report["servers"] = list(self.known)
         if self.kind == "rfp":
             report["handsets"] = sorted(self.handsets)
         else:
@@ -147,7 +162,9 @@ class SimDevice:
         body = answer.body
         if answer.status == 200:
             self.missed = 0
+            self.learn(address)
             self.peer = str(body.get("peer") or self.peer)
+            self.learn(self.peer)
             self.ari = str(body.get("ari") or self.ari)
             self.interval = float(body.get("interval") or self.interval)
             self.missed_max = int(body.get("missed") or self.missed_max)
@@ -157,6 +174,8 @@ class SimDevice:
         if answer.status == 409:
             self.missed = 0
             server = str(body.get("server") or "")
+            self.learn(address)
+            self.learn(server)
             if address not in (self.home, self.peer):
                 self.peer = address
             if server and server != address:

@@ -254,3 +254,18 @@ def test_device_keys_differ_per_mac_and_from_the_secret():
     a, b = signing.device_key("s" * 20, MAC), signing.device_key("s" * 20, MEDIA_MAC)
     assert a != b and "s" * 20 not in (a, b) and len(a) == 64
     assert signing.device_key("s" * 20, MAC.lower()) == a
+
+
+def test_the_servers_a_device_knows_are_kept_and_shown_on_its_page(
+    keepalive, device_secret, rfp, admin_client
+):
+    assert keepalive(report(servers=["10.0.0.1:8000", "10.0.0.2:8001"])).status_code == 200
+    assert BaseStationLink.objects.get(pk=rfp.pk).servers == ["10.0.0.1:8000", "10.0.0.2:8001"]
+    html = admin_client.get(f"/basestations/{rfp.pk}/").text
+    assert "<code>10.0.0.1:8000</code>, <code>10.0.0.2:8001</code>" in html
+
+
+@pytest.mark.parametrize("servers", ["10.0.0.1:8000", [1, 2], ["x"] * 9, [""]])
+def test_a_malformed_list_of_servers_is_refused(keepalive, device_secret, rfp, servers):
+    response = keepalive(report(servers=servers))
+    assert response.status_code == 400 and "servers must be" in response.answer["error"]

@@ -323,3 +323,20 @@ def test_a_handset_leaves_a_base_station_that_went_out_of_service_at_once(pair):
         wait_for(lambda: broken.state == "refused")
         wait_for(lambda: not broken.handsets and all(h.basestation is not broken
                                                      for h in sim.handsets), timeout=8)  # fmt: skip
+
+
+def test_a_device_remembers_every_server_it_attached_to_and_finds_a_promoted_one_again():
+    """Configured with the master A, attached to the backup B during a failover (told
+    that its peer is A): when B restarts and A is gone for good, it must not search A
+    for ever but come back to B."""
+    dev = SimDevice(kind="rfp", mac="00:13:D1:0A:0B:01", name="RFP 1", home="a:80",
+                    secret=SECRET)  # fmt: skip
+    dev.on_unreachable(Unreachable("a:80", "connection refused", refused=True))
+    dev.on_answer("b:80", Answer(200, {"server": "kws-b", "peer": "a:80", "interval": 1.0,
+                                       "missed": 2}, True))  # fmt: skip
+    assert dev.state == "attached" and dev.known == ["a:80", "b:80"]
+    assert dev.report()["servers"] == ["a:80", "b:80"]
+    dev.on_unreachable(Unreachable("b:80", "connection refused", refused=True))  # B restarts
+    assert dev.target == "a:80"
+    dev.on_unreachable(Unreachable("a:80", "connection refused", refused=True))  # A is gone
+    assert dev.target == "b:80"  # back to the promoted server, not stuck at A

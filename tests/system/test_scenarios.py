@@ -131,3 +131,34 @@ def test_promotion_is_refused_while_the_master_lives_and_an_old_master_steps_dow
         # Never two servers registering the same home: A registered nothing while it was a
         # master next to B, and takes its half only as B's backup.
         assert set(a_db.registering()) & set(b_db.registering()) == set()
+
+
+def test_base_stations_follow_a_promotion_and_a_restart_of_the_promoted_server(
+    tmp_path, cluster_log
+):
+    from basestations.sim import Simulation
+    from tests.system.test_basestations import DEVICE_SECRET, provision
+
+    with pair_cluster(tmp_path, cluster_log, users=10, failover_time=1) as pair:
+        a, b, b_db = pair.master, pair.backup, pair.backup_db
+        pair.wait_paired()
+        provision(pair, basestations=3, media=0)
+        with Simulation(server=f"127.0.0.1:{a.port}", secret=DEVICE_SECRET, basestations=3,
+                        media=0, handsets=0, seed=11) as sim:  # fmt: skip
+            wait_until(lambda: sim.attached_counts() == {f"127.0.0.1:{a.port}": 3}, timeout=30,
+                       what="the base stations on the master")  # fmt: skip
+            a.kill()  # for good: it is replaced later
+            wait_until(lambda: sim.attached_counts() == {f"127.0.0.1:{b.port}": 3}, timeout=30,
+                       what="the base stations on the backup")  # fmt: skip
+            browser = logged_in(b)
+            browser.post("/configuration/redundancy/promote/",
+                         {"confirm": "yes", "password": browser.password})  # fmt: skip
+            assert b_db.config("redundancy.mode") == "master"
+            b.stop()  # the promoted server restarts
+            b.start()
+            b.wait_ready()
+            # The devices knew only the dead master's address at first; they found the
+            # promoted server while it served them and come back to it, not to the dead one.
+            wait_until(lambda: sim.attached_counts() == {f"127.0.0.1:{b.port}": 3}, timeout=40,
+                       what="the base stations back on the promoted server")  # fmt: skip
+        assert sim.error is None

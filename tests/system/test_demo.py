@@ -107,14 +107,15 @@ def test_make_demo_brings_up_a_paired_embedded_pair_and_ctrl_c_stops_it(tmp_path
                    == "normal", timeout=60, what="the pair to form")  # fmt: skip
         backup = Browser(f"http://127.0.0.1:{backup_port}")
 
-        def backup_login() -> bool:
-            try:
-                backup.login("admin", NEW_PASSWORD)  # the changed password, replicated
-            except AssertionError:
-                return False
-            return True
+        def backup_in_sync() -> bool:
+            # The master's own card: the backup acknowledged the whole change log, the
+            # password change included. Only then try it: failed logins lock the account.
+            found = re.search(r"change log at #(\d+); backup acknowledged #(\d+)",
+                              master.get("/").text)  # fmt: skip
+            return bool(found) and int(found.group(2)) >= int(found.group(1))
 
-        wait_until(backup_login, timeout=30, what="the new password on the backup")
+        wait_until(backup_in_sync, timeout=30, what="the backup to apply the new password")
+        backup.login("admin", NEW_PASSWORD)  # the changed password, replicated
         wait_until(lambda: header(backup.get("/partials/node-header/").text, "phase")
                    == "normal", timeout=30, what="the backup to join")  # fmt: skip
         assert header(backup.get("/partials/node-header/").text, "mode") == "backup (slave)"

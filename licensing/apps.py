@@ -18,3 +18,4 @@ class LicensingConfig(AppConfig):
 
         config_check_register(services.ROLE_LICENSE_CHECK, services.role_license_check)
         config_check_register(services.ARI_BOUND_CHECK, services.ari_bound_check)
+        config_check_register(services.SYSTEM_ARI_FIXED_CHECK, services.system_ari_fixed_check)

@@ -18,9 +18,12 @@ two of FPN and one of FPS, e.g. ``10A3F2C5`` (EIC 0A3F, FPN 2C, FPS 5).
 Lower case and spaces or dashes between digits (as on a printed label) are
 accepted; the canonical form is 8 upper-case digits without separators.
 
-The ARI swap of the backup redundancy license (14075260) is decided here too
-(``system_ari_decide``): once the pair has formed, the backup acts under the
-master's ARI, so handsets subscribed to the master work on both servers.
+The system ARI, the one the handsets are subscribed to, is one for the life of
+the system: the first master's (or single server's) ARI, replicated, kept
+through promotion, role swaps and the replacement of a server. Which ARI a
+server acts under is decided here (``system_ari_decide``): its own where that
+is the system ARI, else the system ARI under the ARI swap of the backup
+redundancy license (14075260), so handsets work on both servers.
 
 Pure: no Django, no I/O.
 """
@@ -142,62 +145,94 @@ def ari_generate(*, avoid: Container[str] = (), randbits=secrets.randbits) -> st
             return ari
 
 
-# --- The ARI swap ----------------------------------------------------------------
+# --- The system ARI and the ARI swap ---------------------------------------------
 
 # Phases (redundancy.models.Phase values) in which a formed pair still exists.
 # During a failover the backup serves the master's handsets, which are
-# subscribed to the master's ARI: dropping the swap then would cut them all off.
+# subscribed to the system ARI: dropping the swap then would cut them all off.
 PAIR_FORMED_PHASES = frozenset({"normal", "peer_lost", "failover"})
 
 
 @dataclass(frozen=True)
 class SystemAri:
-    """The ARI this server acts under, and why."""
+    """The ARI this server acts under (``system``, what its base stations broadcast), and why.
+
+    ``subscribed`` is the system ARI the handsets are subscribed to (replicated, the
+    same for the life of the system); ``problem`` is set when this server cannot act
+    under it, naming what is missing.
+    """
 
     own: str
     system: str
     swapped: bool
     reason: str
+    subscribed: str = ""
+    problem: str = ""
 
 
 def system_ari_decide(
     *,
     own: str,
+    subscribed: str,
     mode: str,
-    backup_license: bool,
+    swap_license: bool,
     phase: str,
     peer_mode: str,
     peer_ari: str,
 ) -> SystemAri:
-    """The seed's ARI swap: the backup acts under the master's ARI.
+    """The ARI a server acts under: the system ARI, under the ARI swap where it is not
+    the server's own.
 
-    Swapped only when all hold: this server is a backup (mode ``slave``) with
-    the backup redundancy license (14075260, which contains the ARI swap
-    license); the pair has formed (``phase`` normal, or peer lost / failover
-    after it formed); and the peer is a master whose heartbeat named a valid
-    ARI. Otherwise the server acts under its own ARI.
+    ``subscribed`` is the replicated system ARI ('' where none is recorded yet: then a
+    master or single server's own ARI is the system ARI, and a backup takes the one its
+    master tells). A server whose own ARI is the system ARI needs no swap. Any other
+    server acts under the system ARI only with the ARI swap license, which the backup
+    redundancy license (14075260) contains: a backup once the pair has formed (``phase``
+    normal, or peer lost / failover after it formed), a promoted backup as master at
+    once. Without the swap it acts under its own ARI, and ``problem`` names the code.
     """
 
-    def own_ari(reason: str) -> SystemAri:
-        return SystemAri(own=own, system=own, swapped=False, reason=reason)
+    def own_ari(reason: str, *, system: str = "", problem: str = "") -> SystemAri:
+        return SystemAri(own=own, system=own, swapped=False, reason=reason,
+                         subscribed=system or own, problem=problem)  # fmt: skip
 
-    if mode != "slave":
-        return own_ari("this server is not a backup: the system refers to its own ARI")
-    if not backup_license:
+    def swap(system: str, who: str) -> SystemAri:
+        return SystemAri(
+            own=own, system=system, swapped=True, subscribed=system,
+            reason=f"ARI swap: this {who} acts under the system ARI {system}, to which the "
+            "handsets are subscribed (the ARI swap of its backup redundancy license 14075260)",
+        )  # fmt: skip
+
+    no_swap = "no backup redundancy license (14075260) is installed, so there is no ARI swap"
+    if mode == "slave":
+        if phase not in PAIR_FORMED_PHASES:
+            return own_ari(
+                "the pair has not formed yet: the ARI swap starts when it joins the master"
+            )
+        if peer_mode and peer_mode != "master":
+            return own_ari("the peer is not a master")
+        try:
+            system = ari_parse(subscribed or peer_ari)
+        except AriError:
+            return own_ari("the master has not told the system ARI yet")
+        if system == own:
+            return own_ari("this server's own ARI is the system ARI: no ARI swap is needed")
+        if not swap_license:
+            return own_ari(
+                no_swap, system=system,
+                problem=f"the handsets are subscribed to the system ARI {system}, and without "
+                f"the ARI swap this backup cannot serve them: install the backup redundancy "
+                f"license 14075260 for this server's ARI {own}",
+            )  # fmt: skip
+        return swap(system, "backup")
+    if not subscribed or subscribed == own:
+        return own_ari("this server's own ARI is the system ARI")
+    if not swap_license:
         return own_ari(
-            "no backup redundancy license (14075260) is installed, so there is no ARI swap"
-        )
-    if phase not in PAIR_FORMED_PHASES:
-        return own_ari("the pair has not formed yet: the ARI swap starts when it joins the master")
-    try:
-        master = ari_parse(peer_ari)
-    except AriError:
-        return own_ari("the master has not told its ARI yet")
-    if peer_mode and peer_mode != "master":
-        return own_ari("the peer is not a master")
-    return SystemAri(
-        own=own,
-        system=master,
-        swapped=True,
-        reason=f"ARI swap: this backup acts under the master's ARI {master}",
-    )
+            f"{no_swap}: this server acts under its own ARI {own}", system=subscribed,
+            problem=f"the handsets are subscribed to the system ARI {subscribed}, but without "
+            f"the ARI swap this server acts under its own ARI {own}, so they cannot reach it: "
+            f"install the backup redundancy license 14075260 for ARI {own} (it contains the "
+            f"ARI swap license), or change the system ARI and re-subscribe every handset",
+        )  # fmt: skip
+    return swap(subscribed, "master" if mode == "master" else "server")

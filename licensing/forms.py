@@ -27,6 +27,26 @@ class LicenseInstallForm(forms.Form):
     )
 
 
+class SystemAriChangeForm(forms.Form):
+    """The explicit change of the system ARI (every handset must be re-subscribed)."""
+
+    ari = forms.CharField(
+        label="New system ARI",
+        max_length=40,
+        widget=forms.TextInput(attrs={"placeholder": EXAMPLE, "spellcheck": "false"}),
+    )
+    resubscribe = forms.BooleanField(
+        label="I understand that every handset must be re-subscribed to the new ARI",
+        error_messages={"required": "Tick this: every handset must be re-subscribed."},
+    )
+
+    def clean_ari(self) -> str:
+        try:
+            return ari_parse(self.cleaned_data["ari"])
+        except AriError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 def _ari_field(label: str, help_text: str) -> forms.CharField:
     return forms.CharField(
         label=label,

@@ -12,13 +12,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Max
+from django.utils import timezone
 
 from core import config
 from core.models import NodeState
-from core.selectors import config_read, peer_claims
+from core.selectors import config_read
 from licensing import products
 from licensing.ari import SystemAri, ari_fields, system_ari_decide
 from licensing.codes import LicenseRefused, public_key_load
+from licensing.config import SYSTEM_ARI_KEY
 from licensing.models import License
 
 
@@ -88,22 +90,24 @@ def own_ari() -> str:
 
 
 def system_ari_status(values: dict[str, Any] | None = None) -> SystemAri:
-    """This server's own ARI and the ARI the system refers to (the ARI swap), with the reason.
-    ``values`` is this server's configuration if the caller has just read it; only a
-    backup needs more (its phase, its licenses, the master's ARI)."""
+    """This server's own ARI, the system ARI and the ARI it acts under, with the reason.
+    ``values`` is this server's configuration if the caller has just read it."""
     values = values or config_read()
-    if values["redundancy.mode"] != "slave":
-        mode = values["redundancy.mode"]
+    mode = values["redundancy.mode"]
+    subscribed = values[SYSTEM_ARI_KEY]
+    if mode != "slave" and (not subscribed or subscribed == values["system.ari"]):
+        # The common case needs no query: the server's own ARI is the system ARI.
         return system_ari_decide(
-            own=values["system.ari"], mode=mode, backup_license=False, phase="", peer_mode="",
-            peer_ari="",
+            own=values["system.ari"], subscribed=subscribed, mode=mode, swap_license=False,
+            phase="", peer_mode="", peer_ari="",
         )  # fmt: skip
     state = NodeState.load()
     claims = (state.peer_status or {}).get("claims") or {}
     return system_ari_decide(
         own=values["system.ari"],
-        mode=values["redundancy.mode"],
-        backup_license=License.objects.filter(product=products.BACKUP_REDUNDANCY).exists(),
+        subscribed=subscribed,
+        mode=mode,
+        swap_license=License.objects.filter(product=products.BACKUP_REDUNDANCY).exists(),
         phase=state.phase,
         peer_mode=str(claims.get("mode") or ""),
         peer_ari=str(claims.get("ari") or ""),
@@ -130,14 +134,23 @@ class LicenseRow:
     code: str
 
 
-def license_rows(*, mode: str | None = None) -> list[LicenseRow]:
-    """The installed licenses with their state on a server of this node type."""
+def license_rows(*, mode: str | None = None, ari: SystemAri | None = None) -> list[LicenseRow]:
+    """The installed licenses with their state on a server of this node type (and, with
+    ``ari``, the backup license's ARI swap in use on a server that is no backup)."""
     if mode is None:
         mode = config_read()["redundancy.mode"]
     rows = []
     for lic in License.objects.all():
         product = products.PRODUCTS.get(lic.product)
         state, note = products.license_state(product=lic.product, mode=mode)
+        if lic.product == products.BACKUP_REDUNDANCY and ari and ari.swapped and mode != "slave":
+            state, note = (
+                "active",
+                (
+                    f"its ARI swap lets this server act under the system ARI {ari.system}; "
+                    "keep it installed"
+                ),
+            )
         rows.append(
             LicenseRow(
                 product=lic.product,
@@ -185,7 +198,7 @@ def licenses_overview() -> LicensesOverview:
         mode=mode,
         ari=ari,
         ari_fields=ari_fields(ari.own).describe() if ari.own else "",
-        rows=license_rows(mode=mode),
+        rows=license_rows(mode=mode, ari=ari),
         user_count=licensed_user_count(),
         features=licensed_features(),
         missing=redundancy_license_missing(mode),
@@ -193,11 +206,23 @@ def licenses_overview() -> LicensesOverview:
     )
 
 
+def peer_claims_now() -> dict[str, Any]:
+    """What the peer said of itself, only while it answers heartbeats (within the detection
+    window): a server that has gone (erased, replaced) is not named as if it existed."""
+    state = NodeState.load()
+    if state.peer_seen_at is None:
+        return {}
+    if (timezone.now() - state.peer_seen_at).total_seconds() > settings.DETECTION_WINDOW:
+        return {}
+    return dict((state.peer_status or {}).get("claims") or {})
+
+
 def order_initial() -> dict[str, Any]:
-    """The order form as this server can fill it: its own ARI in its role, the peer's if known."""
+    """The order form as this server can fill it: its own ARI in its role, and the peer's
+    while the peer answers (never the ARI of a server that is gone)."""
     mode = config_read()["redundancy.mode"]
     own = own_ari()
-    peer = str(peer_claims().get("ari") or "")
+    peer = str(peer_claims_now().get("ari") or "")
     if mode == "slave":
         master, backup = peer, own
     else:
@@ -223,7 +248,7 @@ def order_known_licenses(*, role: str, ari: str) -> dict[str, Any]:
         needed = products.REQUIRED_FOR_MODE[role]
         known["redundancy"] = License.objects.filter(product=needed).exists()
         return known
-    claims = peer_claims()
+    claims = peer_claims_now()
     if ari and ari == claims.get("ari"):
         known = dict(claims.get("features") or {})
         if claims.get("mode") != role:

@@ -23,6 +23,7 @@ from core.services import config_update, event_record
 from licensing import codes, products
 from licensing.ari import ari_generate
 from licensing.codes import LicenseRefused
+from licensing.config import SYSTEM_ARI_KEY
 from licensing.models import License
 from licensing.selectors import redundancy_license_missing
 
@@ -150,6 +151,66 @@ def ari_bound_check(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]
 
 ROLE_LICENSE_CHECK = "licensing.role_license"
 ARI_BOUND_CHECK = "licensing.ari_bound"
+SYSTEM_ARI_FIXED_CHECK = "licensing.system_ari_fixed"
+
+
+def system_ari_fixed_check(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """A configuration check: the system ARI, once recorded, changes only by the explicit
+    action (``system_ari_change``), never as a side effect of a form, an import or
+    ``kwsconfig set``: every handset is subscribed to it."""
+    before, after = old[SYSTEM_ARI_KEY], new[SYSTEM_ARI_KEY]
+    if not before or before == after:
+        return []
+    raise config.ConfigError(
+        {
+            SYSTEM_ARI_KEY: f"is {before}, the ARI every handset is subscribed to: change it "
+            "only with 'Change the system ARI' on the Licenses page (kwslicense system-ari), "
+            "and re-subscribe every handset after"
+        }
+    )
+
+
+def system_ari_adopt(*, actor: str, ari: str = "") -> str:
+    """Record the system ARI where none is recorded yet: ``ari`` (the master's, at a
+    promotion), else this server's own. Only a master or single server records it (a
+    replicated write); a backup receives it from its master. Returns what was recorded,
+    or ''."""
+    values = config_read()
+    if values[SYSTEM_ARI_KEY] or values["redundancy.mode"] == "slave":
+        return ""
+    ari = ari or values[ARI_KEY]
+    if not ari:
+        return ""
+    config_update(changes={SYSTEM_ARI_KEY: ari}, actor=actor, skip_write_check=True)
+    logger.info("System ARI recorded: %s", ari)
+    return ari
+
+
+def system_ari_change(*, ari: str, actor: str) -> str:
+    """The administrator's explicit change of the system ARI (on a master or single
+    server). Every handset subscribed to the old one must be re-subscribed: the event
+    says so. Returns the new system ARI; ConfigError for a bad ARI, Locked on a backup
+    or during a failover."""
+    values = config_read()
+    if values["redundancy.mode"] == "slave":
+        raise config.ConfigError(
+            {SYSTEM_ARI_KEY: "is the master's: change it on the master, the backup follows"}
+        )
+    old = values[SYSTEM_ARI_KEY] or values[ARI_KEY]
+    with transaction.atomic():
+        change = config_update(
+            changes={SYSTEM_ARI_KEY: ari}, actor=actor, skip_checks={SYSTEM_ARI_FIXED_CHECK}
+        )
+        new = config_read()[SYSTEM_ARI_KEY]
+        if change.changed:
+            event_record(
+                kind="license",
+                message=f"System ARI changed from {old or '(none)'} to {new} by {actor}: every "
+                "handset subscribed to the old ARI must be re-subscribed",
+                severity="warning",
+                actor=actor,
+            )
+    return new
 
 
 def role_license_check(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -184,6 +245,9 @@ def node_licenses_setup(*, codes_text: Iterable[str], actor: str) -> list[str]:
     generated = ari_ensure(actor=actor)
     if generated:
         notes.append(f"ARI generated: {generated}.")
+    adopted = system_ari_adopt(actor=actor)
+    if adopted:
+        notes.append(f"System ARI: {adopted} (handsets subscribe to it).")
     for text in codes_text:
         try:
             installed = license_install(text=text, actor=actor)

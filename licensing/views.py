@@ -8,22 +8,34 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from core import config
 from core.locks import Locked
+from core.reauth import password_confirmed
 from licensing import products
 from licensing.codes import LicenseRefused
-from licensing.forms import LicenseInstallForm, OrderRequestForm
+from licensing.forms import LicenseInstallForm, OrderRequestForm, SystemAriChangeForm
 from licensing.order import UPGRADE_WARNING, order_filename, order_servers, order_text
 from licensing.selectors import licenses_overview, order_initial, order_known_licenses
 from licensing.services import license_install as license_install_service
+from licensing.services import system_ari_change as system_ari_change_service
 
 PAGE = "licensing/list.html"
 PARTIAL = "licensing/partials/licenses.html"
 
 
 def _render_list(
-    request: HttpRequest, form: LicenseInstallForm, note: str = "", status: int = 200
+    request: HttpRequest,
+    form: LicenseInstallForm,
+    note: str = "",
+    status: int = 200,
+    ari_form: SystemAriChangeForm | None = None,
 ) -> HttpResponse:
-    context = {"overview": licenses_overview(), "form": form, "note": note}
+    context = {
+        "overview": licenses_overview(),
+        "form": form,
+        "note": note,
+        "ari_form": ari_form or SystemAriChangeForm(),
+    }
     template = PARTIAL if request.htmx and not request.htmx.boosted else PAGE
     return render(request, template, context, status=status)
 
@@ -53,6 +65,30 @@ def license_install(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return _render_list(request, LicenseInstallForm(), note)
     messages.success(request, note)
+    return redirect("license_list")
+
+
+@require_POST
+def system_ari_change(request: HttpRequest) -> HttpResponse:
+    """The explicit change of the system ARI: the new ARI, the confirmation that every
+    handset will be re-subscribed, and the administrator's password again."""
+    form = SystemAriChangeForm(request.POST)
+    if not form.is_valid():
+        return _render_list(request, LicenseInstallForm(), status=400, ari_form=form)
+    if not password_confirmed(request):
+        return redirect("license_list")
+    try:
+        new = system_ari_change_service(
+            ari=form.cleaned_data["ari"], actor=request.user.get_username()
+        )
+    except config.ConfigError as exc:
+        for message in exc.errors.values():
+            form.add_error("ari", f"Refused, nothing changed: {message}.")
+        return _render_list(request, LicenseInstallForm(), status=400, ari_form=form)
+    except Locked as exc:
+        form.add_error("ari", f"Refused, nothing changed: configuration locked: {exc.reason}.")
+        return _render_list(request, LicenseInstallForm(), status=423, ari_form=form)
+    messages.warning(request, f"The system ARI is now {new}: re-subscribe every handset to it.")
     return redirect("license_list")
 
 

@@ -30,9 +30,9 @@ from core.changelog import changelog_head_lock
 from core.models import NodeState
 from core.peer import PeerClient, PeerError
 from core.rules import FAILOVER, NORMAL, PEER_LOST, Scope, write_rule
-from core.selectors import config_read
+from core.selectors import config_read, peer_claims
 from core.services import config_update, event_record
-from licensing.services import ROLE_LICENSE_CHECK
+from licensing.services import ROLE_LICENSE_CHECK, system_ari_adopt
 from redundancy import statemachine as sm
 from redundancy.follower import replication_pull
 from redundancy.heartbeat import MalformedStatus, parse_status, status_payload
@@ -138,6 +138,9 @@ def backup_promote(*, actor: str, master_off: bool = False) -> int:
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
         role_set(mode="master", values=values, actor=actor)
+        # The handsets stay subscribed to the system ARI (replicated from the master);
+        # where none was recorded yet, it is the master's, never this server's own.
+        system_ari_adopt(actor=actor, ari=str(peer_claims().get("ari") or ""))
         _engine_restart(mode="master", phase=FAILOVER, took_over_at=time.time())
         _assignment_take_all()
         handled = DectUser.objects.count()

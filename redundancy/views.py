@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -8,6 +7,7 @@ from django.views.decorators.http import require_POST
 from core import config
 from core.locks import write_check
 from core.models import Event, NodeState
+from core.reauth import password_confirmed
 from core.rules import Scope
 from core.selectors import config_read
 from core.services import config_update
@@ -107,23 +107,12 @@ def redundancy_settings(request):
     )
 
 
-def _password_confirmed(request) -> bool:
-    """The administrator typed his password again (a destructive scenario): checked like
-    a login, so wrong guesses count towards the lockout."""
-    password = request.POST.get("password", "")
-    user = authenticate(request, username=request.user.get_username(), password=password)
-    if user is not None and user.pk == request.user.pk:
-        return True
-    messages.error(request, "Your password was not right: nothing changed.")
-    return False
-
-
 @require_POST
 def backup_promote(request):
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the confirmation to promote this backup to master.")
         return redirect("redundancy_settings")
-    if not _password_confirmed(request):
+    if not password_confirmed(request):
         return redirect("redundancy_settings")
     try:
         handled = scenarios.backup_promote(
@@ -141,7 +130,7 @@ def switchover(request):
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the confirmation to swap the roles of master and backup.")
         return redirect("redundancy_settings")
-    if not _password_confirmed(request):
+    if not password_confirmed(request):
         return redirect("redundancy_settings")
     try:
         result = scenarios.switchover_start(actor=request.user.username)
@@ -158,7 +147,7 @@ def switchover(request):
 
 @require_POST
 def database_uuid_reset(request):
-    if not _password_confirmed(request):
+    if not password_confirmed(request):
         return redirect("redundancy_settings")
     change = database_uuid_reset_service(actor=request.user.username)
     for note in change.notes:

@@ -83,7 +83,7 @@ OWN = "10A3F2C5"
 
 
 def decide(**overrides):
-    facts = dict(own=OWN, mode="slave", backup_license=True, phase="normal",
+    facts = dict(own=OWN, subscribed="", mode="slave", swap_license=True, phase="normal",
                  peer_mode="master", peer_ari=MASTER)  # fmt: skip
     facts.update(overrides)
     return system_ari_decide(**facts)
@@ -92,23 +92,52 @@ def decide(**overrides):
 @pytest.mark.parametrize(
     "overrides, system, reason",
     [
-        ({}, MASTER, "ARI swap: this backup acts under the master's ARI 1B22C001"),
+        ({}, MASTER, "ARI swap: this backup acts under the system ARI 1B22C001"),
+        ({"subscribed": MASTER}, MASTER, "ARI swap: this backup acts under the system ARI"),
         ({"phase": "failover"}, MASTER, "ARI swap"),
         ({"phase": "peer_lost"}, MASTER, "ARI swap"),
-        ({"mode": "master"}, OWN, "not a backup"),
-        ({"mode": "single"}, OWN, "not a backup"),
-        ({"backup_license": False}, OWN, "no backup redundancy license (14075260)"),
+        ({"mode": "master"}, OWN, "own ARI is the system ARI"),
+        ({"mode": "single"}, OWN, "own ARI is the system ARI"),
+        ({"swap_license": False}, OWN, "no backup redundancy license (14075260)"),
         ({"phase": "single"}, OWN, "the pair has not formed yet"),
         ({"phase": "rejected"}, OWN, "the pair has not formed yet"),
-        ({"peer_ari": ""}, OWN, "the master has not told its ARI yet"),
-        ({"peer_ari": "garbage"}, OWN, "the master has not told its ARI yet"),
+        ({"peer_ari": ""}, OWN, "the master has not told the system ARI yet"),
+        ({"peer_ari": "garbage"}, OWN, "the master has not told the system ARI yet"),
         ({"peer_mode": "slave"}, OWN, "the peer is not a master"),
+        ({"subscribed": OWN}, OWN, "own ARI is the system ARI: no ARI swap is needed"),
     ],
 )
-def test_the_backup_acts_under_the_masters_ari_only_with_its_license_in_a_formed_pair(
+def test_the_backup_acts_under_the_system_ari_only_with_its_license_in_a_formed_pair(
     overrides, system, reason
 ):
     decided = decide(**overrides)
     assert (decided.own, decided.system) == (OWN, system)
     assert decided.swapped == (system == MASTER)
     assert reason in decided.reason
+
+
+def test_after_a_replacement_the_backup_follows_the_system_ari_not_its_masters_own():
+    # The promoted master (own ARI PROMOTED) acts under the original system ARI; the
+    # replacement backup follows the replicated system ARI, not the master's own ARI.
+    promoted = "12345670"
+    decided = decide(subscribed=MASTER, peer_ari=promoted)
+    assert (decided.system, decided.subscribed, decided.swapped) == (MASTER, MASTER, True)
+
+
+def test_a_promoted_master_keeps_acting_under_the_system_ari_with_its_backup_license():
+    decided = decide(mode="master", subscribed=MASTER, phase="failover", peer_ari="")
+    assert (decided.system, decided.swapped, decided.problem) == (MASTER, True, "")
+    assert "this master acts under the system ARI 1B22C001" in decided.reason
+
+
+def test_a_master_without_the_swap_acts_under_its_own_ari_and_names_the_code_it_needs():
+    decided = decide(mode="master", subscribed=MASTER, swap_license=False)
+    assert (decided.system, decided.subscribed, decided.swapped) == (OWN, MASTER, False)
+    assert "14075260 for ARI 10A3F2C5" in decided.problem
+    assert "subscribed to the system ARI 1B22C001" in decided.problem
+
+
+def test_a_backup_without_the_swap_names_the_code_for_its_own_ari():
+    decided = decide(subscribed=MASTER, swap_license=False)
+    assert (decided.system, decided.swapped) == (OWN, False)
+    assert "14075260 for this server's ARI 10A3F2C5" in decided.problem

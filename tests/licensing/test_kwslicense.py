@@ -102,7 +102,8 @@ def test_install_and_list(node):
     )
     listed = kwslicense("list")
     assert f"ARI: {OWN_ARI} (class B, EIC 0A3F, FPN 2C, FPS 5)" in listed
-    assert f"system ARI: {OWN_ARI}" in listed
+    assert f"system ARI (handsets subscribe to it): {OWN_ARI}" in listed
+    assert f"acts under: {OWN_ARI}" in listed
     assert "licensed users: 500" in listed
     assert "14075250  Software license for master KIRK Wireless Server 6000 redundancy" in listed
     assert "500 users; issued 2025-01-15; serial 0000BEEF; waiting: takes effect" in listed

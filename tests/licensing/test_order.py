@@ -1,9 +1,10 @@
 """The order request: both ARIs, the right product for each, the upgrade warning."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from core.models import NodeState
 from licensing.order import UPGRADE_WARNING, OrderRequest, order_check, order_servers, order_text
@@ -82,11 +83,26 @@ PARAMS = {"situation": "pair", "master_ari": OWN_ARI.lower(), "backup_ari": OTHE
 def test_the_page_fills_in_this_servers_ari_and_the_peers(admin_client):
     node_setup(mode="master")
     NodeState.objects.update_or_create(
-        pk=1, defaults={"peer_status": {"claims": {"mode": "slave", "ari": OTHER_ARI}}}
-    )
+        pk=1, defaults={"peer_status": {"claims": {"mode": "slave", "ari": OTHER_ARI}},
+                        "peer_seen_at": timezone.now()},
+    )  # fmt: skip
     page = admin_client.get(reverse("license_order")).text
     assert f'name="master_ari" value="{OWN_ARI}"' in page
     assert f'name="backup_ari" value="{OTHER_ARI}"' in page
+
+
+@pytest.mark.django_db
+def test_the_page_never_proposes_the_ari_of_a_server_that_has_gone(admin_client):
+    # The last peer (erased, replaced) said its ARI, but it has not answered for longer
+    # than the detection window: its ARI is not proposed for an order.
+    node_setup(mode="master")
+    NodeState.objects.update_or_create(
+        pk=1, defaults={"peer_status": {"claims": {"mode": "slave", "ari": OTHER_ARI}},
+                        "peer_seen_at": timezone.now() - timedelta(minutes=5)},
+    )  # fmt: skip
+    page = admin_client.get(reverse("license_order")).text
+    assert f'name="master_ari" value="{OWN_ARI}"' in page
+    assert OTHER_ARI not in page
 
 
 @pytest.mark.django_db

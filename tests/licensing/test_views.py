@@ -106,7 +106,8 @@ def test_a_swapped_backup_shows_both_aris(admin_client, db, trusted):
     html = admin_client.get(URL).text
     assert f'<code class="ari" id="own-ari">{OWN_ARI}</code>' in html
     assert f'<code class="ari" id="system-ari">{OTHER_ARI}</code>' in html
-    assert "ARI swap: this backup acts under the master&#x27;s ARI" in html
+    assert f'<code class="ari" id="acting-ari">{OTHER_ARI}</code>' in html
+    assert f"ARI swap: this backup acts under the system ARI {OTHER_ARI}" in html
     row = html.split(f'data-product="{BACKUP_REDUNDANCY}"')[1].split("</tr>")[0]
     assert '<span class="license-state">active</span>' in row
 

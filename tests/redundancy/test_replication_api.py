@@ -206,7 +206,7 @@ def test_the_forwarded_change_creates_no_account_and_changes_no_flag(payload, st
 def test_kwsinit_records_the_admin_it_creates_on_a_master():
     become_master()
     call_command("kwsinit", "--admin=root", "--admin-password=initial-pw-1")
-    entry = ChangeLogEntry.objects.get()
+    entry = ChangeLogEntry.objects.get(entity="admin_account")
     assert (entry.entity, entry.key, entry.data["password_change_required"]) == (
         "admin_account", "root", True,
     )  # fmt: skip

@@ -34,6 +34,8 @@ def heard_ago(text: str) -> float:
 @pytest.fixture
 def paired_master(settings):
     settings.NODE_NAME = "kws-a"
+    # The peer was heard 1.5 s ago: fresh for the whole test, however slow the machine.
+    settings.DETECTION_WINDOW = 10.0
     become_master()
     config_update(changes={"sip.registrar": "127.0.0.1:5060"}, actor="test")
     users = [dect_user_create(actor="test", extension=str(2000 + n)) for n in range(40)]

@@ -2,6 +2,7 @@
 every configuration change."""
 
 import json
+import re
 
 import pytest
 
@@ -161,4 +162,78 @@ def test_base_stations_follow_a_promotion_and_a_restart_of_the_promoted_server(
             # promoted server while it served them and come back to it, not to the dead one.
             wait_until(lambda: sim.attached_counts() == {f"127.0.0.1:{b.port}": 3}, timeout=40,
                        what="the base stations back on the promoted server")  # fmt: skip
+        assert sim.error is None
+
+
+def test_the_system_ari_stays_through_promotion_rejoining_and_role_swap(tmp_path, cluster_log):
+    """Handsets are subscribed to the system ARI: it is the same on both Licenses pages and
+    in what the base stations broadcast before and after each scenario, and the base
+    stations are attached to a server that serves them after each."""
+    from basestations.sim import Simulation
+    from tests.system.test_basestations import DEVICE_SECRET, provision
+
+    def licenses(node) -> dict[str, str]:
+        page = logged_in(node).get("/licenses/").text
+        return {field: re.search(rf'id="{field}">([0-9A-F]+)<', page).group(1)
+                for field in ("own-ari", "system-ari", "acting-ari")}  # fmt: skip
+
+    with pair_cluster(tmp_path, cluster_log, users=10, failover_time=1) as pair:
+        a, b, a_db, b_db = pair.master, pair.backup, pair.master_db, pair.backup_db
+        pair.wait_paired()
+        a_ari, b_ari = a_db.config("system.ari"), b_db.config("system.ari")
+        assert a_ari != b_ari
+        provision(pair, basestations=3, media=0)
+        at_a, at_b = f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"
+        with Simulation(server=at_a, secret=DEVICE_SECRET, basestations=3, media=0,
+                        handsets=0, seed=15) as sim:  # fmt: skip
+            wait_until(lambda: sim.attached_counts() == {at_a: 3}, timeout=30,
+                       what="the base stations on the master")  # fmt: skip
+            assert sim.aris() == {a_ari: 3}
+            assert licenses(a) == {"own-ari": a_ari, "system-ari": a_ari, "acting-ari": a_ari}
+            assert licenses(b) == {"own-ari": b_ari, "system-ari": a_ari, "acting-ari": a_ari}
+
+            # Permanent failure of the master: the backup is promoted.
+            a.kill()
+            wait_until(lambda: b_db.phase() == "failover", timeout=15, what="failover on B")
+            browser = logged_in(b)
+            browser.post("/configuration/redundancy/promote/",
+                         {"confirm": "yes", "master_off": "yes", "password": browser.password})  # fmt: skip
+            assert b_db.config("redundancy.mode") == "master"
+            wait_until(lambda: sim.attached_counts() == {at_b: 3}, timeout=30,
+                       what="the base stations on the promoted server")  # fmt: skip
+            assert sim.aris() == {a_ari: 3}  # no handset needs to re-subscribe
+            assert licenses(b) == {"own-ari": b_ari, "system-ari": a_ari, "acting-ari": a_ari}
+            page = logged_in(b).get("/licenses/").text
+            assert f"14075250 (master redundancy) for this server&#x27;s ARI {b_ari}" in page
+            order = logged_in(b).get("/licenses/order/").text
+            assert f'name="master_ari" value="{b_ari}"' in order
+            assert a_ari not in order  # the gone server is not proposed for an order
+
+            # The repaired original master rejoins as backup of the acting master.
+            a.manage(
+                "kwsconfig", "set", "redundancy.mode=slave", f"redundancy.peer=127.0.0.1:{b.port}"
+            )
+            a.start()
+            a.wait_ready()
+            wait_until(lambda: a_db.phase() == "normal" and b_db.phase() == "normal", timeout=30,
+                       what="A joined B as backup")  # fmt: skip
+            assert licenses(a) == {"own-ari": a_ari, "system-ari": a_ari, "acting-ari": a_ari}
+            assert sim.aris() == {a_ari: 3}
+
+            # The roles swap back: A is master again, B its backup under the ARI swap.
+            browser = logged_in(b)
+            swapped = browser.post("/configuration/redundancy/switchover/",
+                                   {"confirm": "yes", "password": browser.password})  # fmt: skip
+            assert "is now the master" in swapped.text, swapped.text
+            pair.wait_paired()
+            wait_until(lambda: sim.attached_counts() == {at_a: 3}, timeout=40,
+                       what="the base stations back on the re-instated master")  # fmt: skip
+            assert sim.aris() == {a_ari: 3}
+            assert licenses(a) == {"own-ari": a_ari, "system-ari": a_ari, "acting-ari": a_ari}
+            assert licenses(b) == {"own-ari": b_ari, "system-ari": a_ari, "acting-ari": a_ari}
+            assert (
+                a_db.config("system.subscription_ari")
+                == b_db.config("system.subscription_ari")
+                == a_ari
+            )
         assert sim.error is None

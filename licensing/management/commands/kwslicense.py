@@ -12,11 +12,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from core import config
 from core.locks import Locked
 from licensing import codes, products
 from licensing.codes import LicenseRefused
 from licensing.selectors import licenses_overview
-from licensing.services import license_install
+from licensing.services import license_install, system_ari_change
 
 KEY_FILE = "vendor.key"
 PUBLIC_FILE = "vendor.pub"
@@ -62,9 +63,18 @@ class Command(BaseCommand):
         )
         install.add_argument("code", nargs="+", metavar="CODE")
         sub.add_parser("list", help="this server's ARI, the system ARI and the installed licenses")
+        change = sub.add_parser(
+            "system-ari",
+            help="change the system ARI (every handset must then be re-subscribed)",
+        )
+        change.add_argument("ari", metavar="ARI")
+        change.add_argument(
+            "--resubscribe-every-handset", action="store_true", dest="confirmed",
+            help="required: confirms that every handset will be re-subscribed",
+        )  # fmt: skip
 
     def handle(self, *args, action: str, **options) -> None:
-        getattr(self, f"handle_{action}")(**options)
+        getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     def handle_keygen(self, *, out: str, **_) -> None:
         folder = Path(out)
@@ -146,13 +156,28 @@ class Command(BaseCommand):
                 f"for ARI {lic.ari}"
             )
 
+    def handle_system_ari(self, *, ari: str, confirmed: bool, **_) -> None:
+        if not confirmed:
+            raise _refused(
+                "changing the system ARI means re-subscribing every handset: add "
+                "--resubscribe-every-handset to confirm"
+            )
+        try:
+            new = system_ari_change(ari=ari, actor=ACTOR)
+        except config.ConfigError as exc:
+            raise _refused(str(exc)) from None
+        except Locked as exc:
+            raise _refused(f"configuration locked: {exc.reason}") from None
+        self.stdout.write(f"system ARI: {new}; re-subscribe every handset")
+
     def handle_list(self, **_) -> None:
         overview = licenses_overview()
         ari = overview.ari
         self.stdout.write(
             f"ARI: {ari.own or '(none yet)'}" + (f" ({overview.ari_fields})" if ari.own else "")
         )
-        self.stdout.write(f"system ARI: {ari.system or '(none)'} ({ari.reason})")
+        self.stdout.write(f"system ARI (handsets subscribe to it): {ari.subscribed or '(none)'}")
+        self.stdout.write(f"acts under: {ari.system or '(none)'} ({ari.reason})")
         users = overview.user_count
         self.stdout.write(f"licensed users: {users if users else 'no user license (no limit)'}")
         if not overview.rows:
@@ -165,7 +190,7 @@ class Command(BaseCommand):
                 details.insert(0, "features " + ", ".join(row.features))
             state = f"{row.state}: {row.note}" if row.note else row.state
             self.stdout.write(f"{row.product}  {row.product_name}; {'; '.join(details)}; {state}")
-        for problem in (overview.missing, overview.key_problem):
+        for problem in (ari.problem, overview.missing, overview.key_problem):
             if problem:
                 self.stdout.write(f"note: {problem}")
 

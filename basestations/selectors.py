@@ -69,8 +69,15 @@ def device_acceptance(values: dict[str, Any] | None = None) -> tuple[bool, str]:
 
 
 def peer_attached_ids() -> dict[str, set[int]]:
-    """The devices the peer said (in its last heartbeat) are attached to it, by kind."""
-    devices = (NodeState.load().peer_status or {}).get("devices") or {}
+    """The devices the peer said (in its last heartbeat) are attached to it, by kind;
+    none once the peer has gone silent (beyond the detection window): a device is never
+    shown attached to a server that no longer answers."""
+    state = NodeState.load()
+    if state.peer_seen_at is None or (
+        (timezone.now() - state.peer_seen_at).total_seconds() > settings.DETECTION_WINDOW
+    ):
+        return {kind: set() for kind in protocol.KINDS}
+    devices = (state.peer_status or {}).get("devices") or {}
     return {kind: {int(i) for i in devices.get(kind) or []} for kind in protocol.KINDS}
 
 

@@ -1,5 +1,7 @@
 """The Base stations page: live list of both kinds, htmx fragments, forms, locks (423)."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -52,12 +54,25 @@ def test_devices_the_peer_reported_are_shown_attached_to_it(admin_client):
     become_master(peer="10.0.0.2:8001")
     rfp = basestation_create(actor="t", name="RFP 1", mac=MAC)
     NodeState.objects.filter(pk=1).update(
-        peer_status={"claims": {"node": "backup"}, "devices": {"rfp": [rfp.pk], "media": []}}
+        peer_status={"claims": {"node": "backup"}, "devices": {"rfp": [rfp.pk], "media": []}},
+        peer_seen_at=timezone.now(),
     )
     text = page(admin_client).text
     assert '<span class="attached attached-peer" title="">backup</span>' in text
     assert "RFP 1" in page(admin_client, attached="peer").text
     assert "RFP 1" not in page(admin_client, attached="none").text
+
+
+def test_a_device_is_never_shown_attached_to_a_peer_that_has_gone_silent(admin_client):
+    become_master(peer="10.0.0.2:8001")
+    rfp = basestation_create(actor="t", name="RFP 1", mac=MAC)
+    NodeState.objects.filter(pk=1).update(
+        peer_status={"claims": {"node": "backup"}, "devices": {"rfp": [rfp.pk], "media": []}},
+        peer_seen_at=timezone.now() - timedelta(minutes=10),  # its last word, long ago
+    )
+    text = page(admin_client).text
+    assert "attached-peer" not in text
+    assert "RFP 1" in page(admin_client, attached="none").text
 
 
 def test_search_finds_by_name_mac_and_location(admin_client):

@@ -26,6 +26,7 @@ from licensing.codes import LicenseRefused
 from licensing.config import SYSTEM_ARI_KEY
 from licensing.models import License
 from licensing.selectors import redundancy_license_missing
+from licensing.signals import system_ari_changed
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ def system_ari_change(*, ari: str, actor: str) -> str:
         )
         new = config_read()[SYSTEM_ARI_KEY]
         if change.changed:
+            system_ari_changed.send(sender=__name__, old=old, new=new, actor=actor)
             event_record(
                 kind="license",
                 message=f"System ARI changed from {old or '(none)'} to {new} by {actor}: every "

@@ -162,6 +162,25 @@ def dect_user_update(*, user: DectUser, actor: str, **fields: Any) -> DectUser:
     return user
 
 
+def subscriptions_reset(*, actor: str, **_: Any) -> int:
+    """The system ARI changed: no handset is subscribed to the new one yet, so every
+    subscribed user goes back to "subscription enabled" (replicated, each with its
+    change-log entry) and must subscribe again. Returns how many."""
+    users = list(DectUser.objects.filter(subscription=DectUser.Subscription.SUBSCRIBED))
+    for user in users:
+        user.subscription = DectUser.Subscription.ENABLED
+        _save(user)
+        dect_user_record(user)
+    if users:
+        event_record(
+            kind="user",
+            message=f"{len(users)} users back to subscription enabled: the system ARI changed, "
+            "their handsets must subscribe again.",
+            actor=actor,
+        )
+    return len(users)
+
+
 def dect_user_delete(*, user: DectUser, actor: str) -> None:
     """Delete a user. Raises Locked if this node may not change users."""
     with transaction.atomic():

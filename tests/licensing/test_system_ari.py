@@ -139,3 +139,18 @@ def test_a_backup_shows_no_change_form(db, trusted, admin_client):
     html = admin_client.get(reverse("license_list")).text
     assert "change it on the master" in html
     assert reverse("system_ari_change") not in html
+
+
+def test_after_the_explicit_change_every_handset_must_subscribe_again(node):
+    from users.models import DectUser
+    from users.services import dect_user_create
+
+    system_ari_adopt(actor="test")
+    subscribed = dect_user_create(actor="t", extension="3001", subscription="subscribed")
+    waiting = dect_user_create(actor="t", extension="3002", subscription="none")
+    system_ari_change(ari=NEW_ARI, actor="alice")
+    subscribed.refresh_from_db()
+    waiting.refresh_from_db()
+    assert subscribed.subscription == DectUser.Subscription.ENABLED
+    assert waiting.subscription == DectUser.Subscription.NONE
+    assert Event.objects.filter(kind="user", message__contains="must subscribe again").exists()

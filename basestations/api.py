@@ -61,7 +61,7 @@ served).
 The transport is the smaller part: a compact UDP protocol would save about
 a millisecond of the HTTP part per keep-alive, but the runtime rows the
 page, the witness and the takeover read are the same database writes; and
-it would need its own server process beside gunicorn, its own
+it would need its own server process beside the web server, its own
 retransmission, replay and signing code and its own firewall port. HTTP
 reuses the node's web port, the peer API's signing, the refused-connection
 signal (a device notices a dead server at once, which UDP cannot tell it)

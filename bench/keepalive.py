@@ -43,7 +43,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(root: int) -> float:
-    """User and system CPU of ``root`` and every process under it (gunicorn's workers)."""
+    """User and system CPU of ``root`` and every process under it (the web server's threads)."""
     stats: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

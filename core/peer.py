@@ -23,6 +23,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.datastructures import CaseInsensitiveMapping
 from django.views.decorators.csrf import csrf_exempt
 
 from core import config, signing
@@ -103,7 +104,8 @@ class PeerClient:
                 status=response.status,
                 request_nonce=signed.nonce,
                 body=data,
-                headers={k: v for k, v in response.getheaders()},
+                # By case-insensitive name: HTTP/1.1 servers may send them lower-cased.
+                headers=CaseInsensitiveMapping(dict(response.getheaders())),
                 me=self.sender,
             )
         except signing.SignatureError as exc:

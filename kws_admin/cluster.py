@@ -38,9 +38,9 @@ def _commands(port: int, host: str) -> dict[str, list[str]]:
     python = sys.executable
     return {
         "web": [
-            python, "-m", "gunicorn", "kws_admin.wsgi",
-            "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-            "--graceful-timeout", "3", "--timeout", "60", "--no-control-socket",
+            python, "-m", "uvicorn", "kws_admin.asgi:application",
+            "--host", host, "--port", str(port), "--no-access-log",
+            "--timeout-graceful-shutdown", "3", "--lifespan", "on",
         ],
         "worker": [
             python, "-m", "celery", "-A", "kws_admin", "worker",

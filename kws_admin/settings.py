@@ -307,6 +307,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A lost broker is retried for ever, not 100 times: a node never stops by itself on a
 # transient error (the stale stamps say it is unwell meanwhile).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Threads that run the Django application in the web process (kws_admin.asgi): the GUI,
+# the peer API and the device keep-alives; the XML-RPC API waits without one.
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
 # Heartbeat and detection settings of the redundancy engine (seconds).
 HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 1.0, minimum=0.1)
 # Two missed beats at the default interval: detection within 2-3 s (the seed allows 15 s);

@@ -226,7 +226,9 @@ def check_redundancy(compose: dict) -> list[str]:
         if host != f"node-{PEER_OF[n]}-web":
             problems.append(f"node-{n}: peer {peer!r} is not node-{PEER_OF[n]}-web")
         web_args = command_args(service(compose, f"node-{PEER_OF[n]}-web"))
-        if port and f"0.0.0.0:{port}" not in web_args:
+        binds = "--host" in web_args and web_args[web_args.index("--host") + 1] == "0.0.0.0"
+        binds = binds and "--port" in web_args and web_args[web_args.index("--port") + 1] == port
+        if port and not binds:
             problems.append(f"node-{n}: peer port {port} is not where node-{PEER_OF[n]}-web binds")
         secrets[n] = resolve_shell_var(settings.get("redundancy.secret", ""), init)
     if len(secrets) == len(NODES):
@@ -487,7 +489,7 @@ def test_merge_keys_are_resolved(compose):
     # leave services without commands and the other checks would prove nothing.
     assert "<<" not in yaml.safe_dump(compose)
     for n in NODES:
-        assert "gunicorn" in command_args(service(compose, f"node-{n}-web"))
+        assert "uvicorn" in command_args(service(compose, f"node-{n}-web"))
         assert "worker" in command_args(service(compose, f"node-{n}-worker"))
         assert "beat" in command_args(service(compose, f"node-{n}-beat"))
 

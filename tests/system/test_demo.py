@@ -97,7 +97,7 @@ def test_make_demo_brings_up_a_paired_embedded_pair_and_ctrl_c_stops_it(tmp_path
         running = descendants(demo.pid)
         commands = command_lines(running)
         assert len(running) >= 9  # the demo, and web, worker, beat and sip of each node
-        assert "manage.py" in commands or "gunicorn" in commands
+        assert "manage.py" in commands or "uvicorn" in commands
         assert pairing_secret not in commands and password not in commands
         assert pairing_secret not in output
 

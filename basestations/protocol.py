@@ -231,3 +231,152 @@ def _optional_bool(value: object) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise ValueError("peer_reachable must be true, false or null")
+
+
+# --- The handset channel: messages to handsets, their answers and their own events ------
+#
+# A base station with handsets keeps one downlink open to the server it is attached to:
+# ``POST DOWNLINK_PATH`` (signed like a keep-alive, with the device's own key) with
+# ``{"mac": MAC, "handsets": ["2001", ...], "wait": seconds}``. The server answers as soon
+# as it has messages for those handsets, or after ``wait`` seconds with none:
+# ``200 {"messages": [Downlink, ...]}`` (signed), ``409 {"server": "host:port"}`` where it
+# does not serve devices now. What the handsets say goes up with ``POST UPLINK_PATH``,
+# ``{"mac": MAC, "events": [Uplink, ...]}``, answered ``200 {"accepted": n}``.
+
+DOWNLINK_PATH = f"{API_PREFIX}/downlink"
+UPLINK_PATH = f"{API_PREFIX}/uplink"
+DOWNLINK_WAIT_MAX = 30.0
+MAX_UPLINK_EVENTS = 100
+MAX_DISPLAY = 72  # characters of a handset's display text (the SDK's limit)
+
+# What a downlink message asks a handset to do (the XML-RPC call it comes from).
+DownlinkKind = Literal["sms", "sms_advanced", "broadcast", "base_stations", "status"]
+DOWNLINK_KINDS: tuple[str, ...] = ("sms", "sms_advanced", "broadcast", "base_stations", "status")
+
+
+class Downlink(TypedDict):
+    id: int  # the server's message id: answers name it
+    to: str  # the handset's extension
+    kind: DownlinkKind
+    display: str
+    callback: str
+    action: int  # sms_advanced: 0x01 message, 0x02/0x03 alarm, 0x10 status, 0x12 delete...
+    response: int  # sms_advanced: the bit mask of answers the handset may give
+    status: int  # status: the status asked for
+
+
+# What a handset says: "delivered" (a message reached its display), "answer" (to an
+# sms_advanced: action 0x81 accepted, 0x83 rejected, 0x84-0x86 task progress, 0x88 deleted),
+# "release" (it could not take it: reason as endpoint_release's), "sms" (a message it
+# sends to a number), "status" (11 charger, 12 alarm button; ``data`` base64),
+# "base_stations" (the base stations it hears, the current one first).
+UPLINK_KINDS = ("delivered", "answer", "release", "sms", "status", "base_stations")
+
+
+class Uplink(TypedDict, total=False):
+    kind: str
+    id: int
+    from_: str  # sent as "from"
+    to: str
+    display: str
+    action: int
+    status: list[int] | int
+    reason: int
+    data: str
+    rfp_map: list[dict[str, int]]
+
+
+def _int_in(value: object, low: int, high: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def extension_text(value: object, name: str = "to") -> str:
+    """An extension as a string: the SDK's applications may send it as an integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an extension (digits), not a boolean")
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    if not text or len(text) > 32 or not all(c.isdigit() or c in "*#+" for c in text):
+        raise ValueError(f"{name} must be an extension (digits), not {value!r:.40}")
+    return text
+
+
+def downlink_request_parse(payload: object, signer: str) -> tuple[list[str], float]:
+    """The handsets a downlink serves and how long it waits; ValueError naming the fault."""
+    if not isinstance(payload, dict):
+        raise ValueError("a downlink request is a JSON object")
+    if mac_normalize(str(payload.get("mac", ""))) != signer:
+        raise ValueError(f"the MAC in the body is not the signer's ({signer})")
+    handsets = payload.get("handsets", [])
+    if not isinstance(handsets, list) or len(handsets) > MAX_HANDSETS:
+        raise ValueError(f"handsets must be a list of at most {MAX_HANDSETS} extensions")
+    wait = payload.get("wait", 0)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait:
+        raise ValueError("wait must be a number of seconds, 0 or more")
+    return [extension_text(h, "a handset") for h in handsets], min(float(wait), DOWNLINK_WAIT_MAX)
+
+
+def uplink_parse(payload: object, signer: str) -> list[dict]:
+    """The events of an uplink, each checked and normalized ("from" as a key); ValueError
+    naming the first bad one (then none is taken)."""
+    if not isinstance(payload, dict):
+        raise ValueError("an uplink is a JSON object")
+    if mac_normalize(str(payload.get("mac", ""))) != signer:
+        raise ValueError(f"the MAC in the body is not the signer's ({signer})")
+    events = payload.get("events")
+    if not isinstance(events, list) or len(events) > MAX_UPLINK_EVENTS:
+        raise ValueError(f"events must be a list of at most {MAX_UPLINK_EVENTS}")
+    parsed = []
+    for n, event in enumerate(events, 1):
+        try:
+            parsed.append(_uplink_event(event))
+        except ValueError as exc:
+            raise ValueError(f"event {n}: {exc}") from None
+    return parsed
+
+
+def _uplink_event(event: object) -> dict:
+    if not isinstance(event, dict):
+        raise ValueError("an event is a JSON object")
+    kind = event.get("kind")
+    if kind not in UPLINK_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(UPLINK_KINDS)}")
+    out: dict = {"kind": kind, "from": extension_text(event.get("from"), "from")}
+    if kind in ("delivered", "answer", "release"):
+        out["id"] = _int_in(event.get("id"), 1, 2**31 - 1, "id")
+    if kind == "answer":
+        out["action"] = _int_in(event.get("action"), 0x80, 0xFF, "action")
+        status = event.get("status", [])
+        if not isinstance(status, list) or len(status) > 16:
+            raise ValueError("status must be a list of at most 16 integers")
+        out["status"] = [_int_in(s, 0, 255, "a status") for s in status]
+    if kind == "release":
+        out["reason"] = _int_in(event.get("reason"), 0, 127, "reason")
+    if kind == "sms":
+        out["to"] = extension_text(event.get("to"), "to")
+        display = event.get("display", "")
+        if not isinstance(display, str) or len(display) > MAX_DISPLAY:
+            raise ValueError(f"display must be text of at most {MAX_DISPLAY} characters")
+        out["display"] = display
+    if kind == "status":
+        out["status"] = _int_in(event.get("status"), 0, 255, "status")
+        data = event.get("data", "")
+        if not isinstance(data, str) or len(data) > 256:
+            raise ValueError("data must be base64 text")
+        out["data"] = data
+    if kind == "base_stations":
+        rfp_map = event.get("rfp_map", [])
+        if not isinstance(rfp_map, list) or len(rfp_map) > 5:
+            raise ValueError("rfp_map must be a list of at most 5 base stations")
+        out["rfp_map"] = [_rfp_entry(e) for e in rfp_map]
+        if event.get("id") is not None:
+            out["id"] = _int_in(event.get("id"), 1, 2**31 - 1, "id")
+    return out
+
+
+def _rfp_entry(entry: object) -> dict[str, int]:
+    if not isinstance(entry, dict):
+        raise ValueError("an rfp_map entry is {rpn, rssi}")
+    return {"rpn": _int_in(entry.get("rpn"), 0, 4095, "rpn"),
+            "rssi": _int_in(entry.get("rssi"), 0, 255, "rssi")}  # fmt: skip

@@ -310,6 +310,13 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Threads that run the Django application in the web process (kws_admin.asgi): the GUI,
 # the peer API and the device keep-alives; the XML-RPC API waits without one.
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+# The XML-RPC API (messaging/): a handset no base station names is paged this long and
+# then reported out of range (the KWS's 12 s); a session without a call for
+# RPC_IDLE_TIMEOUT seconds ends; an application has at most RPC_MAX_PENDING messages on
+# their way (the vendor's advice for a KWS6000: 16).
+RPC_PAGING_TIMEOUT = env_float("RPC_PAGING_TIMEOUT", 12.0, minimum=0.5)
+RPC_IDLE_TIMEOUT = env_float("RPC_IDLE_TIMEOUT", 120.0, minimum=5.0)
+RPC_MAX_PENDING = env_int("RPC_MAX_PENDING", 16, minimum=1)
 # Heartbeat and detection settings of the redundancy engine (seconds).
 HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 1.0, minimum=0.1)
 # Two missed beats at the default interval: detection within 2-3 s (the seed allows 15 s);

@@ -1,24 +1,430 @@
-"""The asyncio side of the web process: the routes ``kws_admin.asgi`` serves without
-Django's thread pool, and the start and stop of their background tasks."""
+"""The asyncio side of the web process (``kws_admin.asgi``): the XML-RPC API on ``/RPC2``
+and the base stations' handset channel (downlink and uplink), served without Django's
+thread pool, and the task that keeps them in step with the node's role.
+
+Who accepts applications: the server that serves the devices (``basestations.selectors.
+device_acceptance``): the master (or a single server), and the backup only during a
+failover. Anywhere else ``/RPC2`` answers HTTP 503 with a line naming the master, not an
+XML-RPC fault: the SDK's redundancy-aware applications switch servers on a protocol or
+socket error. When a backup's failover ends, its sessions end at once (a waiting
+``session_receive`` gets the 503 too), and the applications reconnect to the master.
+
+``/RPC2`` is a plain POST without cookie or CSRF token, as XML-RPC clients send it; its
+protection is ``session_login``, checked like a GUI login (django-axes: the same failure
+limit and lockout per account and address, the same lockout event).
+
+Sessions end after ``settings.RPC_IDLE_TIMEOUT`` seconds (default 120) without a call; a
+session waiting in ``session_receive`` is not idle.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
+import xmlrpc.client
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils.datastructures import CaseInsensitiveMapping
+
+from basestations import protocol
+from core import signing
+from messaging import hub as h
+from messaging import rpc
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict, Callable, Callable], Awaitable[None]]
-ROUTES: dict[str, Handler] = {}
+MAX_BODY = 256 * 1024
+RECEIVE_MAX = 600  # seconds a session_receive may wait
+STATE_EVERY = 0.25  # seconds between readings of the node's role
+
+HUB = h.Hub(
+    paging_timeout=settings.RPC_PAGING_TIMEOUT,
+    idle_timeout=settings.RPC_IDLE_TIMEOUT,
+    max_pending=settings.RPC_MAX_PENDING,
+)
+
+
+class _State:
+    """What the watcher last read of the node (the database is read in a thread)."""
+
+    device_secret = ""
+    extensions: frozenset[str] = frozenset()
+    extensions_at = 0.0
+    last_stamp: dict[str, float] = {}  # noqa: RUF012 (one instance)
+
+
+STATE = _State()
+
+
+# --- ASGI plumbing ------------------------------------------------------------------------
+
+
+async def _body(receive: Callable) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send: Callable, status: int, body: bytes, content_type: str,
+                   headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _client(scope: dict) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
+
+
+def _headers(scope: dict) -> CaseInsensitiveMapping:
+    return CaseInsensitiveMapping(
+        {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    )
+
+
+# --- /RPC2 ---------------------------------------------------------------------------------
+
+
+async def rpc2(scope: dict, receive: Callable, send: Callable) -> None:
+    if scope.get("method") != "POST":
+        await _respond(send, 405, b"XML-RPC: POST a methodCall to /RPC2\n", "text/plain",
+                       {"allow": "POST"})  # fmt: skip
+        return
+    if not HUB.accepting:
+        await _refuse(send)
+        return
+    body = await _body(receive)
+    if body is None:
+        await _respond(send, 413, b"request too large\n", "text/plain")
+        return
+    try:
+        name, args = rpc.parse_call(body)
+        result = await call(name, args, address=_client(scope))
+    except xmlrpc.client.Fault as exc:
+        await _respond(send, 200, rpc.fault(exc), "text/xml")
+        return
+    except rpc.ArgumentError as exc:
+        fault = xmlrpc.client.Fault(rpc.FAULT_ARGUMENTS, f"{exc}: nothing was sent")
+        await _respond(send, 200, rpc.fault(fault), "text/xml")
+        return
+    if result is h.ENDED:
+        await _refuse(send)
+        return
+    await _respond(send, 200, rpc.answer(result), "text/xml")
+
+
+async def _refuse(send: Callable) -> None:
+    text = f"XML-RPC is not accepted here: {HUB.refusal}\n"
+    await _respond(send, 503, text.encode(), "text/plain; charset=utf-8", {"retry-after": "1"})
+
+
+async def call(name: str, args: tuple, *, address: str) -> Any:
+    """Run one XML-RPC call; Fault or ArgumentError for what cannot be run."""
+    if name in rpc.INTROSPECTION:
+        return rpc.introspect(name, args)
+    method = rpc.METHODS.get(name)
+    if method is None:
+        raise xmlrpc.client.Fault(rpc.FAULT_METHOD, f"no method {name!r}")
+    bound = method.bind(args)
+    if name == "session_login":
+        return await _login(bound["user"], bound["password"], address)
+    session = HUB.session(bound["session"])
+    if name == "session_logout":
+        return HUB.logout(bound["session"])
+    if session is None:
+        return h.UNKNOWN_SESSION
+    if name == "session_receive":
+        timeout = max(0, min(bound["timeout"], RECEIVE_MAX))
+        return await HUB.receive(session, timeout)
+    return await SENDERS[name](session, bound)
+
+
+async def _login(user: str, password: str, address: str) -> int:
+    account = user.removeprefix("GW-DECT/")
+    if not account or not password:
+        return h.LOGIN_INCORRECT
+    ok = await sync_to_async(_login_check, thread_sensitive=False)(account, password, address)
+    if not ok:
+        return h.LOGIN_INCORRECT
+    sid = HUB.login(account=account, address=address)
+    logger.info("XML-RPC: %s logged in from %s", account, address)
+    return sid
+
+
+def _login_check(account: str, password: str, address: str) -> bool:
+    """A login checked like the GUI's: django-axes counts failures and locks out per
+    account and address (the same limit, the same lockout event)."""
+    from django.contrib.auth import authenticate
+    from django.db import close_old_connections
+    from django.http import HttpRequest
+
+    request = HttpRequest()
+    request.method, request.path = "POST", "/RPC2"
+    request.META = {"REMOTE_ADDR": address, "HTTP_USER_AGENT": "XML-RPC application"}
+    try:
+        return authenticate(request, username=account, password=password) is not None
+    finally:
+        close_old_connections()
+
+
+async def _known(extension: str) -> bool:
+    if extension in STATE.extensions:
+        return True
+    return await sync_to_async(_extension_exists, thread_sensitive=False)(extension)
+
+
+def _extension_exists(extension: str) -> bool:
+    from django.db import close_old_connections
+
+    from users.models import DectUser
+
+    try:
+        return DectUser.objects.filter(extension=extension).exists()
+    finally:
+        close_old_connections()
+
+
+async def _to_one(session: h.Session, to: str, *, kind: str, fields: dict,
+                  app_id: int = 0, wants_answer: bool = False) -> int:  # fmt: skip
+    if not await _known(to):
+        HUB.release_now(session, to=to, reason=h.UNKNOWN_USER)
+        return h.OK
+    return HUB.send(session, kind=kind, to=to, fields=fields, app_id=app_id,
+                    wants_answer=wants_answer)  # fmt: skip
+
+
+def _targets(kind: str, to: str) -> list[str]:
+    if kind == "all" and not to:
+        return HUB.handsets_in_range()
+    if kind == "group":
+        return [rpc.to_check(part) for part in to.split(",") if part.strip()]
+    return [rpc.to_check(to)]
+
+
+async def _sms(session: h.Session, a: dict) -> int:
+    to = rpc.to_check(a["to"])
+    fields = {"display": rpc.display_check(a["display"]), "callback": a["callback"],
+              "alerting": a["alerting"]}  # fmt: skip
+    return await _to_one(session, to, kind="sms", fields=fields)
+
+
+async def _sms_advanced(session: h.Session, a: dict) -> int:
+    if a["action"] not in rpc.SMS_ADVANCED_ACTIONS:
+        known = ", ".join(f"{k:#04x} {v}" for k, v in rpc.SMS_ADVANCED_ACTIONS.items())
+        raise rpc.ArgumentError(f"argument action {a['action']:#x} is not one of {known}")
+    if a["type"] not in rpc.DESTINATION_TYPES:
+        raise rpc.ArgumentError(f"argument type must be one of {', '.join(rpc.DESTINATION_TYPES)}")
+    rpc.int_check(a["response"], "response", 0, 0xFF)
+    rpc.int_check(a["id"], "id", 0, 2**31 - 1)
+    fields = {"display": rpc.display_check(a["display"]), "callback": a["callback"],
+              "action": a["action"], "response": a["response"]}  # fmt: skip
+    targets = _targets(a["type"], a["to"]) if a["to"] or a["type"] == "all" else []
+    if not targets and a["type"] != "all":
+        raise rpc.ArgumentError("argument to is required for type endpoint or group")
+    wants = a["response"] != 0 or a["action"] == 0x10
+    status = h.OK
+    for to in targets:
+        status = min(status, await _to_one(session, to, kind="sms_advanced", fields=fields,
+                                           app_id=a["id"], wants_answer=wants))  # fmt: skip
+    return status
+
+
+async def _broadcast(session: h.Session, a: dict) -> int:
+    if a["type"] not in rpc.DESTINATION_TYPES:
+        raise rpc.ArgumentError(f"argument type must be one of {', '.join(rpc.DESTINATION_TYPES)}")
+    display = rpc.display_check(a["display"])
+    targets = _targets(a["type"], a["to"])
+    for to in targets:
+        message = h.Message(HUB._new_id(), 0, "broadcast", to, {"display": display},
+                            created=time.monotonic())  # fmt: skip
+        HUB.messages[message.id] = message
+        HUB._route(message)
+    HUB._push(session, {"type": "endpoint_broadcast", "status": 0})
+    return h.OK
+
+
+async def _base_stations(session: h.Session, a: dict) -> int:
+    to = rpc.to_check(a["to"])
+    return await _to_one(session, to, kind="base_stations", fields={}, wants_answer=True)
+
+
+async def _status(session: h.Session, a: dict) -> int:
+    to = rpc.to_check(a["to"])
+    rpc.int_check(a["status"], "status", 0, 255)
+    return await _to_one(session, to, kind="status", fields={"status": a["status"]})
+
+
+SENDERS = {
+    "endpoint_sms": _sms,
+    "endpoint_sms_advanced": _sms_advanced,
+    "endpoint_broadcast": _broadcast,
+    "endpoint_base_stations": _base_stations,
+    "endpoint_status": _status,
+}
+
+
+# --- The handset channel of the base stations ---------------------------------------------
+
+
+async def _device(scope: dict, receive: Callable, send: Callable, path: str):
+    """The verified sender (MAC), its key, the request's nonce and its JSON body; or None
+    after answering the refusal itself."""
+    if scope.get("method") != "POST":
+        await _respond(send, 405, b'{"error": "POST only"}', "application/json")
+        return None
+    body = await _body(receive)
+    if body is None:
+        await _respond(send, 413, b'{"error": "too large"}', "application/json")
+        return None
+    secret = STATE.device_secret
+    if not secret:
+        await _respond(send, 403, b'{"error": "no device secret configured"}', "application/json")
+        return None
+    headers = _headers(scope)
+    try:
+        mac = protocol.mac_normalize(headers.get(signing.HEADER_NODE, ""))
+    except ValueError:
+        mac = ""
+    key = signing.device_key(secret, mac)
+    try:
+        opened = signing.verify_request(secret=key, method="POST", path=path, body=body,
+                                        headers=headers)  # fmt: skip
+        if opened.sender.upper() != mac:
+            raise signing.SignatureError("signed as another device", "wrong-signature")
+        if opened.timestamp <= STATE.last_stamp.get(mac + path, 0.0):
+            raise signing.SignatureError("a replay: not newer than the last request", "replay")
+    except signing.SignatureError as exc:
+        await _respond(send, 401, json.dumps({"error": str(exc)}).encode(), "application/json")
+        return None
+    STATE.last_stamp[mac + path] = opened.timestamp
+    try:
+        payload = json.loads(opened.body)
+    except ValueError:
+        payload = None
+    return mac, key, opened, payload
+
+
+async def _device_answer(send: Callable, key: str, opened: signing.Opened, status: int,
+                         answer: dict) -> None:  # fmt: skip
+    headers, body = signing.sign_response(
+        secret=key, node=settings.NODE_NAME, status=status, request_nonce=opened.nonce,
+        body=json.dumps(answer).encode(), requester=opened.sender,
+    )  # fmt: skip
+    await _respond(send, status, body, "application/json", headers)
+
+
+async def downlink(scope: dict, receive: Callable, send: Callable) -> None:
+    found = await _device(scope, receive, send, protocol.DOWNLINK_PATH)
+    if found is None:
+        return
+    mac, key, opened, payload = found
+    if not HUB.accepting:
+        await _device_answer(send, key, opened, 409, {"error": HUB.refusal})
+        return
+    try:
+        handsets, wait = protocol.downlink_request_parse(payload, mac)
+    except ValueError as exc:
+        await _device_answer(send, key, opened, 400, {"error": f"malformed downlink: {exc}"})
+        return
+    messages = await HUB.downlink(mac, handsets, wait)
+    await _device_answer(send, key, opened, 200, {"messages": messages})
+
+
+async def uplink(scope: dict, receive: Callable, send: Callable) -> None:
+    found = await _device(scope, receive, send, protocol.UPLINK_PATH)
+    if found is None:
+        return
+    mac, key, opened, payload = found
+    try:
+        events = protocol.uplink_parse(payload, mac)
+    except ValueError as exc:
+        await _device_answer(send, key, opened, 400, {"error": f"malformed uplink: {exc}"})
+        return
+    accepted = HUB.uplink(mac, events) if HUB.accepting else 0
+    await _device_answer(send, key, opened, 200, {"accepted": accepted})
+
+
+ROUTES: dict[str, Handler] = {
+    "/RPC2": rpc2,
+    protocol.DOWNLINK_PATH: downlink,
+    protocol.UPLINK_PATH: uplink,
+}
+
+
+# --- Keeping in step with the node -----------------------------------------------------------
+
+
+def _read_state(with_extensions: bool) -> tuple[bool, str, str, frozenset[str] | None]:
+    from django.db import close_old_connections
+
+    from basestations.selectors import device_acceptance
+    from core.selectors import config_read
+
+    try:
+        values = config_read()
+        serving, reason = device_acceptance(values)
+        extensions = None
+        if with_extensions:
+            from users.models import DectUser
+
+            extensions = frozenset(DectUser.objects.values_list("extension", flat=True))
+        peer = values["redundancy.peer"]
+        refusal = reason + (f": connect to the master at {peer}" if peer and not serving else "")
+        return serving, refusal, values["system.device_secret"], extensions
+    finally:
+        close_old_connections()
+
+
+async def watch(stop: asyncio.Event) -> None:
+    """Accept applications while this server serves the devices, and run the hub's clock."""
+    reader = sync_to_async(_read_state, thread_sensitive=False)
+    while not stop.is_set():
+        try:
+            refresh = time.monotonic() - STATE.extensions_at > 5.0
+            serving, refusal, secret, extensions = await reader(refresh)
+            STATE.device_secret = secret
+            if extensions is not None:
+                STATE.extensions, STATE.extensions_at = extensions, time.monotonic()
+            HUB.accept(serving, refusal)
+        except Exception:  # a database that is away: stop accepting until it is back
+            logger.exception("XML-RPC: cannot read the node's state")
+            HUB.accept(False, "this server cannot read its database")
+        HUB.tick()
+        try:
+            await asyncio.wait_for(stop.wait(), STATE_EVERY)
+        except TimeoutError:
+            pass
 
 
 async def lifespan(receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable) -> None:
-    """ASGI lifespan: start the background tasks at start-up, stop them at shutdown."""
+    """ASGI lifespan: start the watcher at start-up, stop it at shutdown."""
+    stop = asyncio.Event()
+    task: asyncio.Task | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            task = asyncio.create_task(watch(stop))
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            stop.set()
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -58,12 +58,15 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _signed_request(secret: str, mac: str, body: bytes) -> tuple[signing.Signed, dict[str, str]]:
-    """A keep-alive signed with this device's own key (derived from the system's device
-    secret and its MAC, as the servers derive it), from its MAC to any server."""
+def _signed_request(
+    secret: str, mac: str, body: bytes, path: str = protocol.KEEPALIVE_PATH
+) -> tuple[signing.Signed, dict[str, str]]:
+    """A request (a keep-alive by default) signed with this device's own key (derived from
+    the system's device secret and its MAC, as the servers derive it), from its MAC to any
+    server."""
     signed = signing.sign_request(
         secret=signing.device_key(secret, mac), node=mac, method="POST",
-        path=protocol.KEEPALIVE_PATH, body=body, sender=mac,
+        path=path, body=body, sender=mac,
     )  # fmt: skip
     return signed, {**signed.headers, "Content-Type": "application/json"}
 
@@ -102,6 +105,14 @@ class AsyncClient:
         status, answer_headers, data = await self._call(
             address, "POST", protocol.KEEPALIVE_PATH, body, headers, self.timeout
         )
+        return _answer(self.secret, signed.nonce, status, answer_headers, data, self.mac)
+
+    async def post(self, address: str, path: str, payload: dict, timeout: float) -> Answer:
+        """A signed POST of ``payload`` to ``path`` (the handset channel), its answer."""
+        body = json.dumps(payload).encode()
+        signed, headers = _signed_request(self.secret, self.mac, body, path)
+        status, answer_headers, data = await self._call(address, "POST", path, body, headers,
+                                                        timeout)  # fmt: skip
         return _answer(self.secret, signed.nonce, status, answer_headers, data, self.mac)
 
     async def probe(self, address: str, timeout: float = 1.0) -> bool:

@@ -26,6 +26,7 @@ probe path) every ``PROBE_INTERVAL`` seconds and reports what it sees as
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,6 +261,13 @@ async def _stopped(stop: asyncio.Event, delay: float) -> bool:
     return True
 
 
+# How a simulated handset answers what it receives: "accept" (shows it; accepts messages
+# that ask for an answer), "reject" (shows it, rejects), "ignore" (shows it, never
+# answers), "busy" (refuses it: user busy), "out_of_range" (on no base station at all).
+BEHAVIOURS = ("accept", "reject", "ignore", "busy", "out_of_range")
+ACCEPTED, REJECTED = 0x81, 0x83
+
+
 @dataclass
 class SimHandset:
     """A handset of a user (its extension), on one base station at a time."""
@@ -268,12 +276,58 @@ class SimHandset:
     basestation: SimDevice | None = None
     roams: int = 0
     history: list[str] = field(default_factory=list)
+    behaviour: str = "accept"
+    # What its display showed last (newest last) and what it said to the system.
+    screen: list[str] = field(default_factory=list)
+    said: list[dict] = field(default_factory=list)
+    in_charger: bool = False
 
     def attach(self, basestation: SimDevice) -> None:
         if self.basestation is not None:
             self.basestation.handsets.discard(self.extension)
         self.basestation = basestation
-        basestation.handsets.add(self.extension)
+        if self.behaviour != "out_of_range":
+            basestation.handsets.add(self.extension)
         self.roams += 1
         self.history.append(basestation.name)
         del self.history[:-10]
+
+    def behave(self, behaviour: str) -> None:
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}")
+        self.behaviour = behaviour
+        if self.basestation is not None:
+            if behaviour == "out_of_range":
+                self.basestation.handsets.discard(self.extension)
+            else:
+                self.basestation.handsets.add(self.extension)
+
+    def show(self, text: str) -> None:
+        self.screen.append(text)
+        del self.screen[:-20]
+
+    def receive(self, message: dict, rfp_map: list[dict[str, int]]) -> list[dict]:
+        """What the handset says back to a message from the server (uplink events)."""
+        mid, me, kind = message["id"], self.extension, message["kind"]
+        if self.behaviour == "busy":
+            return [{"kind": "release", "id": mid, "from": me, "reason": 4}]
+        if kind in ("sms", "sms_advanced", "broadcast") and message.get("display"):
+            self.show(message["display"])
+        events: list[dict] = [{"kind": "delivered", "id": mid, "from": me}]
+        if kind == "sms_advanced" and message.get("response") and self.behaviour != "ignore":
+            action = ACCEPTED if self.behaviour == "accept" else REJECTED
+            events.append({"kind": "answer", "id": mid, "from": me, "action": action,
+                           "status": [1 if action == ACCEPTED else 0]})  # fmt: skip
+        elif kind == "base_stations":
+            events.append({"kind": "base_stations", "id": mid, "from": me, "rfp_map": rfp_map})
+        elif kind == "status":
+            events.append(self.status_event(int(message.get("status") or 0)))
+        return events
+
+    def status_event(self, status: int) -> dict:
+        """A status report: 11 charger (0x01 in, 0x02 out), else the status alone."""
+        data = b""
+        if status == 11:
+            data = b"\x01" if self.in_charger else b"\x02"
+        return {"kind": "status", "from": self.extension, "status": status,
+                "data": base64.b64encode(data).decode()}  # fmt: skip

@@ -14,6 +14,7 @@ The devices are ``protocol.sim_mac``/``sim_name`` 1..N, the ones
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import threading
 import time
@@ -21,7 +22,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from basestations import protocol
-from basestations.sim.device import Change, SimDevice, SimHandset, _stopped
+from basestations.sim.client import Unreachable
+from basestations.sim.device import BEHAVIOURS, Change, SimDevice, SimHandset, _stopped
 
 
 class Simulation:
@@ -66,6 +68,8 @@ class Simulation:
                 )
         self.basestations = [d for d in self.devices if d.kind == "rfp"]
         self.handsets = [SimHandset(str(extensions_from + n)) for n in range(handsets)]
+        self.handset_by_extension = {h.extension: h for h in self.handsets}
+        self._uplinks: dict[str, asyncio.Queue] = {}
         self.changes: list[Change] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,6 +117,10 @@ class Simulation:
             for handset in self.handsets:
                 handset.attach(self.rng.choice(self.basestations))
             tasks += [asyncio.create_task(self._roam(h, self._stop)) for h in self.handsets]
+            for device in self.basestations:
+                self._uplinks[device.mac] = asyncio.Queue()
+                tasks.append(asyncio.create_task(self._downlink(device, self._stop)))
+                tasks.append(asyncio.create_task(self._uplink(device, self._stop)))
         await self._stop.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -146,6 +154,146 @@ class Simulation:
         at = self.basestations.index(current)
         near = [d for d in in_service if 0 < abs(self.basestations.index(d) - at) <= 2]
         return self.rng.choice(near or in_service)
+
+    # --- The handset channel: messages down, answers and handset events up ----------------
+
+    async def _downlink(self, device: SimDevice, stop: asyncio.Event) -> None:
+        """While the base station is attached and has handsets, keep one downlink open to
+        its server; hand each message to its handset and queue what the handset says."""
+        while not stop.is_set():
+            if device.state != "attached" or not device.handsets:
+                if await _stopped(stop, 0.2):
+                    return
+                continue
+            address, named = device.server, set(device.handsets)
+            payload = {"mac": device.mac, "handsets": sorted(named), "wait": 20.0}
+            waiting = asyncio.ensure_future(
+                device.client.post(address, protocol.DOWNLINK_PATH, payload, timeout=25.0)
+            )
+            # A handset that arrives (or leaves) opens a new downlink at once, naming it:
+            # the server routes its messages here from then on.
+            while not waiting.done():
+                await asyncio.wait({waiting}, timeout=0.1)
+                moved = set(device.handsets) != named or device.server != address
+                if not waiting.done() and (stop.is_set() or moved):
+                    waiting.cancel()
+            if stop.is_set():
+                return
+            if waiting.cancelled():
+                continue
+            try:
+                answer = waiting.result()
+            except Unreachable:
+                if await _stopped(stop, 0.5):
+                    return
+                continue
+            if answer.status != 200 or not answer.verified:
+                if await _stopped(stop, 0.5):
+                    return
+                continue
+            for message in answer.body.get("messages") or []:
+                self._deliver(device, message)
+
+    def _deliver(self, device: SimDevice, message: dict) -> None:
+        handset = self.handset_by_extension.get(str(message.get("to")))
+        if handset is None or handset.basestation is not device:
+            return  # it roamed away meanwhile: the server pages it again
+        events = handset.receive(message, self._rfp_map(handset))
+        if message.get("display"):
+            self._changed(Change(f"handset {handset.extension}", "shows", "",
+                                 str(message["display"])[:72]))  # fmt: skip
+        for event in events:
+            self._say(handset, event)
+
+    def _rfp_map(self, handset: SimHandset) -> list[dict[str, int]]:
+        """The base stations a handset hears: its own first (strongest), then neighbours."""
+        current = handset.basestation
+        if current is None:
+            return []
+        at = self.basestations.index(current)
+        near = [d for d in self.basestations if d is not current and abs(
+            self.basestations.index(d) - at) <= 2]  # fmt: skip
+        heard = [current, *near][:5]
+        return [{"rpn": self.basestations.index(d) + 1, "rssi": max(1, 200 - 30 * n)}
+                for n, d in enumerate(heard)]  # fmt: skip
+
+    def _say(self, handset: SimHandset, event: dict) -> None:
+        """Queue an uplink event of ``handset`` on its base station (event-loop thread)."""
+        handset.said.append(event)
+        del handset.said[:-50]
+        device = handset.basestation
+        if device is not None and device.mac in self._uplinks:
+            self._uplinks[device.mac].put_nowait(event)
+
+    async def _uplink(self, device: SimDevice, stop: asyncio.Event) -> None:
+        queue = self._uplinks[device.mac]
+        while not stop.is_set():
+            try:
+                first = await asyncio.wait_for(queue.get(), 0.5)
+            except TimeoutError:
+                continue
+            events = [first]
+            while not queue.empty() and len(events) < protocol.MAX_UPLINK_EVENTS:
+                events.append(queue.get_nowait())
+            for _attempt in range(3):
+                if device.server:
+                    try:
+                        answer = await device.client.post(
+                            device.server, protocol.UPLINK_PATH,
+                            {"mac": device.mac, "events": events}, timeout=5.0,
+                        )  # fmt: skip
+                        if answer.status == 200:
+                            break
+                    except Unreachable:
+                        pass
+                if await _stopped(stop, 0.3):
+                    return
+
+    # --- What a test (or the demo) makes a handset do; thread-safe -----------------------------
+
+    def _in_loop(self, work: Callable[[], None]) -> None:
+        if self._loop is None:
+            raise RuntimeError("the simulation is not running")
+        self._loop.call_soon_threadsafe(work)
+
+    def handset(self, extension: str) -> SimHandset:
+        return self.handset_by_extension[str(extension)]
+
+    def behave(self, extension: str, behaviour: str) -> None:
+        """Set how a handset answers (see device.BEHAVIOURS)."""
+        handset = self.handset(extension)
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}")
+        self._in_loop(lambda: handset.behave(behaviour))
+
+    def send_message(self, extension: str, to: str, text: str) -> None:
+        """The handset sends a text message to a number (an application gets endpoint_sms)."""
+        handset = self.handset(extension)
+        event = {"kind": "sms", "from": handset.extension, "to": str(to), "display": text[:72]}
+        self._in_loop(lambda: self._say(handset, event))
+
+    def press_alarm(self, extension: str) -> None:
+        """The alarm button: endpoint_status 12, pressed, with the base stations it hears."""
+        handset = self.handset(extension)
+
+        def press() -> None:
+            data = bytes([0x01])
+            for entry in self._rfp_map(handset)[:5]:
+                data += bytes([entry["rpn"] & 0xFF, entry["rssi"] & 0xFF])
+            self._say(handset, {"kind": "status", "from": handset.extension, "status": 12,
+                                "data": base64.b64encode(data).decode()})  # fmt: skip
+
+        self._in_loop(press)
+
+    def charger(self, extension: str, *, into: bool) -> None:
+        """Into or out of the charger: endpoint_status 11 (data 0x01 in, 0x02 out)."""
+        handset = self.handset(extension)
+
+        def move() -> None:
+            handset.in_charger = into
+            self._say(handset, handset.status_event(11))
+
+        self._in_loop(move)
 
     # --- Reading the state -------------------------------------------------------------
 

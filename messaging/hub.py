@@ -1,0 +1,399 @@
+"""The XML-RPC applications' sessions and the messages on their way to handsets, in the
+memory of the web process (one asyncio event loop: ``kws_admin.asgi``).
+
+Nothing here touches the database or the network: ``messaging.server`` feeds it the
+applications' calls and the base stations' downlinks and uplinks, and runs ``tick``.
+
+Routing. A base station keeps one downlink open to the server it is attached to and
+names the handsets on it; a message for a handset goes to the downlink of the base
+station that last named it. Base stations attach to the server that serves devices (the
+master; the backup during a failover), which is also the server that accepts
+applications, so every handset is one hop away whichever server registers its user with
+the PBX. A handset that no open downlink names is paged for ``paging_timeout`` seconds
+(the KWS's 12 s) and then reported out of range (``endpoint_release`` reason 3).
+
+What reaches a session. The answers to a message (delivered, accepted, rejected, task
+progress, released) go to the session that sent it; what a handset says by itself (a
+message to a number, the alarm button, the charger, the base stations it hears) goes to
+every session. Each session queues at most ``queue_max`` events (the oldest are dropped
+beyond, with a warning) and has at most ``max_pending`` messages on their way (the
+vendor's advice for a KWS6000: 16); beyond that a send is refused with BUSY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+import xmlrpc.client
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# The SDK's status codes.
+OK = 0
+UNKNOWN_SESSION = -1
+BUSY = -2
+RECEIVE_ACTIVE = -3
+LOGIN_INCORRECT = -4
+UNKNOWN_CALL = -5
+
+# endpoint_release reasons.
+NORMAL = 0
+NOT_IN_RANGE = 3
+USER_BUSY = 4
+UNKNOWN_USER = 5
+UNKNOWN_REASON = 6
+
+# sms_advanced answers that end a message (accepted, accepted by callback, rejected,
+# task completed, deleted); 0x84 and 0x85 (task started, almost done) do not.
+FINAL_ANSWERS = frozenset({0x81, 0x82, 0x83, 0x86, 0x88})
+
+ENDED = object()  # what a waiting receive gets when its session is ended by the server
+
+
+@dataclass
+class Session:
+    id: int
+    account: str
+    address: str
+    since: float  # wall clock
+    last_call: float  # monotonic
+    events: deque = field(default_factory=deque)
+    waiter: asyncio.Future | None = None
+    pending: set[int] = field(default_factory=set)
+    dropped: int = 0
+
+
+@dataclass
+class Message:
+    id: int  # the server's id (downlinks and uplinks name it)
+    session: int
+    kind: str
+    to: str
+    fields: dict[str, Any]
+    app_id: int = 0  # sms_advanced: the application's own id, which its answers carry
+    wants_answer: bool = False
+    created: float = 0.0  # monotonic
+    sent_to: str = ""  # the base station's MAC it went down to ('' while paging)
+    delivered_at: float | None = None
+
+
+@dataclass
+class Downlink:
+    mac: str
+    handsets: set[str]
+    future: asyncio.Future
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        paging_timeout: float = 12.0,
+        answer_timeout: float = 60.0,
+        idle_timeout: float = 120.0,
+        max_pending: int = 16,
+        queue_max: int = 1000,
+    ) -> None:
+        self.paging_timeout = paging_timeout
+        self.answer_timeout = answer_timeout
+        self.idle_timeout = idle_timeout
+        self.max_pending = max_pending
+        self.queue_max = queue_max
+        self.accepting = False
+        self.refusal = "this server is starting"  # why it does not accept applications
+        self.sessions: dict[int, Session] = {}
+        self.messages: dict[int, Message] = {}
+        self.downlinks: dict[str, Downlink] = {}
+        self.queued: dict[str, list[Message]] = {}  # by base station MAC, for its next poll
+        self.paging: list[Message] = []  # for handsets no downlink names now
+        self.handset_at: dict[str, str] = {}  # extension -> MAC of the last base station
+        self._next_id = 1
+        self.delivered = 0  # counters for the Status page and the statistics
+        self.released: dict[int, int] = {}
+
+    # --- Accepting applications ---------------------------------------------------------
+
+    def accept(self, accepting: bool, refusal: str = "") -> None:
+        """Accept applications, or stop: every session ends at once (a waiting receive
+        returns ENDED), and what they had on the way is dropped with them."""
+        if not accepting:
+            self.refusal = refusal or self.refusal
+        if accepting == self.accepting:
+            return
+        self.accepting = accepting
+        if not accepting:
+            ended = len(self.sessions)
+            for session in list(self.sessions.values()):
+                self._end(session)
+            self.paging.clear()
+            self.queued.clear()
+            if ended:
+                logger.warning("XML-RPC: %d sessions ended: %s", ended, self.refusal)
+
+    # --- Sessions -------------------------------------------------------------------------
+
+    def login(self, *, account: str, address: str) -> int:
+        while True:
+            sid = secrets.randbelow(2**31 - 2) + 1
+            if sid not in self.sessions:
+                break
+        self.sessions[sid] = Session(sid, account, address, time.time(), time.monotonic())
+        return sid
+
+    def session(self, sid: object) -> Session | None:
+        session = self.sessions.get(sid) if isinstance(sid, int) else None
+        if session is not None:
+            session.last_call = time.monotonic()
+        return session
+
+    def logout(self, sid: int) -> bool:
+        session = self.sessions.get(sid)
+        if session is None:
+            return False
+        self._end(session)
+        return True
+
+    def _end(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        for mid in session.pending:
+            message = self.messages.pop(mid, None)
+            if message is not None and message in self.paging:
+                self.paging.remove(message)
+        if session.waiter is not None and not session.waiter.done():
+            session.waiter.set_result(ENDED)
+
+    async def receive(self, session: Session, timeout: float) -> list[dict] | int | object:
+        """The session's queued events, waiting up to ``timeout`` seconds for the first;
+        RECEIVE_ACTIVE while another receive of the session waits; ENDED if the server
+        ends the session meanwhile."""
+        if session.waiter is not None and not session.waiter.done():
+            return RECEIVE_ACTIVE
+        if not session.events and timeout > 0:
+            session.waiter = asyncio.get_running_loop().create_future()
+            try:
+                result = await asyncio.wait_for(asyncio.shield(session.waiter), timeout)
+            except TimeoutError:
+                result = None
+            finally:
+                session.waiter = None
+            if result is ENDED:
+                return ENDED
+        if session.id not in self.sessions:
+            return ENDED
+        session.last_call = time.monotonic()
+        events = list(session.events)
+        session.events.clear()
+        return events
+
+    def _push(self, session: Session, event: dict) -> None:
+        session.events.append(event)
+        if len(session.events) > self.queue_max:
+            session.events.popleft()
+            session.dropped += 1
+            if session.dropped in (1, 100, 10_000):
+                logger.warning("XML-RPC session of %s does not fetch its events: %d dropped",
+                               session.account, session.dropped)  # fmt: skip
+        if session.waiter is not None and not session.waiter.done():
+            session.waiter.set_result(True)
+
+    def _broadcast_event(self, event: dict) -> None:
+        for session in list(self.sessions.values()):
+            self._push(session, dict(event))
+
+    # --- Messages to handsets ---------------------------------------------------------------
+
+    def send(
+        self, session: Session, *, kind: str, to: str, fields: dict[str, Any], app_id: int = 0,
+        wants_answer: bool = False,
+    ) -> int:  # fmt: skip
+        """Queue a message to the handset ``to``; OK, or BUSY beyond ``max_pending``."""
+        if len(session.pending) >= self.max_pending:
+            return BUSY
+        message = Message(self._new_id(), session.id, kind, to, fields, app_id=app_id,
+                          wants_answer=wants_answer, created=time.monotonic())  # fmt: skip
+        self.messages[message.id] = message
+        session.pending.add(message.id)
+        self._route(message)
+        return OK
+
+    def release_now(self, session: Session, *, to: str, reason: int) -> None:
+        """A message that cannot be sent at all (an unknown user): its endpoint_release."""
+        self._push(session, release_event(to, reason))
+        self.released[reason] = self.released.get(reason, 0) + 1
+
+    def handsets_in_range(self) -> list[str]:
+        """Extensions of the handsets on an open downlink (for a broadcast to all)."""
+        return sorted({h for d in self.downlinks.values() for h in d.handsets})
+
+    def _new_id(self) -> int:
+        mid = self._next_id
+        self._next_id = mid + 1 if mid < 2**31 - 2 else 1
+        return mid
+
+    def _route(self, message: Message) -> None:
+        mac = self.handset_at.get(message.to)
+        downlink = self.downlinks.get(mac) if mac else None
+        if downlink is None or message.to not in downlink.handsets:
+            self.paging.append(message)
+            return
+        message.sent_to = downlink.mac
+        self.queued.setdefault(downlink.mac, []).append(message)
+        if not downlink.future.done():
+            downlink.future.set_result(True)
+
+    def _complete(self, message: Message) -> None:
+        self.messages.pop(message.id, None)
+        session = self.sessions.get(message.session)
+        if session is not None:
+            session.pending.discard(message.id)
+
+    def _release(self, message: Message, reason: int) -> None:
+        session = self.sessions.get(message.session)
+        if session is not None:
+            self._push(session, release_event(message.to, reason))
+        self.released[reason] = self.released.get(reason, 0) + 1
+        self._complete(message)
+
+    # --- Base stations: downlinks and uplinks -------------------------------------------
+
+    async def downlink(self, mac: str, handsets: list[str], wait: float) -> list[dict]:
+        """A base station's poll: the messages for its handsets, waiting up to ``wait`` s."""
+        for extension in handsets:
+            self.handset_at[extension] = mac
+        for extension, at in list(self.handset_at.items()):
+            if at == mac and extension not in handsets:
+                del self.handset_at[extension]
+        old = self.downlinks.get(mac)
+        if old is not None and not old.future.done():
+            old.future.set_result(False)  # replaced by this poll
+        future = asyncio.get_running_loop().create_future()
+        current = Downlink(mac, set(handsets), future)
+        self.downlinks[mac] = current
+        self._page(mac)
+        if not self.queued.get(mac) and wait > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(future), wait)
+            except TimeoutError:
+                pass
+        if self.downlinks.get(mac) is not current:
+            return []  # a newer poll of the base station replaced this one: it takes them
+        del self.downlinks[mac]
+        messages = self.queued.pop(mac, [])
+        return [downlink_message(m) for m in messages if m.id in self.messages]
+
+    def _page(self, mac: str) -> None:
+        """Messages paging for a handset this base station now names go down to it."""
+        downlink = self.downlinks[mac]
+        found = [m for m in self.paging if m.to in downlink.handsets]
+        for message in found:
+            self.paging.remove(message)
+            self._route(message)
+
+    def uplink(self, mac: str, events: list[dict]) -> int:
+        """What the handsets of a base station said; returns how many events were taken."""
+        for event in events:
+            getattr(self, f"_on_{event['kind']}")(event)
+        return len(events)
+
+    def _message_of(self, event: dict) -> Message | None:
+        message = self.messages.get(event.get("id", 0))
+        if message is None or message.to != event["from"]:
+            return None  # an answer to a message that has ended (or to someone else's)
+        return message
+
+    def _on_delivered(self, event: dict) -> None:
+        message = self._message_of(event)
+        if message is None:
+            return
+        self.delivered += 1
+        message.delivered_at = time.monotonic()
+        if not message.wants_answer:
+            if message.kind == "sms":
+                self._release(message, NORMAL)
+            else:
+                self._complete(message)
+
+    def _on_answer(self, event: dict) -> None:
+        message = self._message_of(event)
+        if message is None:
+            return
+        session = self.sessions.get(message.session)
+        if session is not None:
+            self._push(session, {
+                "type": "endpoint_sms_advanced", "from": message.to, "id": message.app_id,
+                "action": event["action"], "status": list(event["status"]), "rfp_map": [],
+                "datadescriptor": 0, "data": xmlrpc.client.Binary(b""),
+            })  # fmt: skip
+        if event["action"] in FINAL_ANSWERS:
+            self._complete(message)
+
+    def _on_release(self, event: dict) -> None:
+        message = self._message_of(event)
+        if message is not None:
+            self._release(message, event["reason"])
+
+    def _on_sms(self, event: dict) -> None:
+        self._broadcast_event({"type": "endpoint_sms", "from": event["from"], "to": event["to"],
+                               "display": event["display"]})  # fmt: skip
+
+    def _on_status(self, event: dict) -> None:
+        try:
+            data = base64.b64decode(event["data"], validate=True)
+        except ValueError:
+            data = b""
+        self._broadcast_event({"type": "endpoint_status", "from": event["from"],
+                               "status": event["status"],
+                               "data": xmlrpc.client.Binary(data)})  # fmt: skip
+
+    def _on_base_stations(self, event: dict) -> None:
+        report = {"type": "endpoint_base_stations", "from": event["from"],
+                  "rfp_map": [dict(e) for e in event["rfp_map"]]}  # fmt: skip
+        message = self._message_of(event) if "id" in event else None
+        if message is None:
+            self._broadcast_event(report)
+            return
+        session = self.sessions.get(message.session)
+        if session is not None:
+            self._push(session, report)
+        self._complete(message)
+
+    # --- Time -----------------------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> None:
+        """Page-outs (not in range), unanswered messages and idle sessions, by the clock."""
+        now = time.monotonic() if now is None else now
+        for message in [m for m in self.paging if now - m.created > self.paging_timeout]:
+            self.paging.remove(message)
+            self._release(message, NOT_IN_RANGE)
+        for message in list(self.messages.values()):
+            delivered = message.delivered_at
+            if delivered is not None and now - delivered > self.answer_timeout:
+                self._release(message, NORMAL)  # delivered, never answered
+            elif delivered is None and now - message.created > self.paging_timeout * 2:
+                self._release(message, NOT_IN_RANGE)  # sent down, never confirmed
+        for session in list(self.sessions.values()):
+            waiting = session.waiter is not None and not session.waiter.done()
+            if not waiting and now - session.last_call > self.idle_timeout:
+                logger.info("XML-RPC session of %s ended: idle for %.0f s", session.account,
+                            now - session.last_call)  # fmt: skip
+                self._end(session)
+
+
+def release_event(to: str, reason: int) -> dict:
+    return {"type": "endpoint_release", "from": to, "reason": reason}
+
+
+def downlink_message(message: Message) -> dict:
+    fields = message.fields
+    return {
+        "id": message.id, "to": message.to, "kind": message.kind,
+        "display": str(fields.get("display", "")), "callback": str(fields.get("callback", "")),
+        "action": int(fields.get("action", 0)), "response": int(fields.get("response", 0)),
+        "status": int(fields.get("status", 0)),
+    }  # fmt: skip

@@ -113,6 +113,10 @@ class Hub:
         self.queued: dict[str, list[Message]] = {}  # by base station MAC, for its next poll
         self.paging: list[Message] = []  # for handsets no downlink names now
         self.handset_at: dict[str, str] = {}  # extension -> MAC of the last base station
+        # What handsets said while no session existed: (monotonic time, event), for the
+        # next session to log in within ``unclaimed_for`` seconds.
+        self.unclaimed: deque = deque(maxlen=100)
+        self.unclaimed_for = 60.0
         self._next_id = 1
         self.delivered = 0  # counters for the Status page and the statistics
         self.released: dict[int, int] = {}
@@ -143,7 +147,13 @@ class Hub:
             sid = secrets.randbelow(2**31 - 2) + 1
             if sid not in self.sessions:
                 break
-        self.sessions[sid] = Session(sid, account, address, time.time(), time.monotonic())
+        session = Session(sid, account, address, time.time(), time.monotonic())
+        self.sessions[sid] = session
+        cutoff = time.monotonic() - self.unclaimed_for
+        for at, event in self.unclaimed:
+            if at >= cutoff:
+                self._push(session, event)
+        self.unclaimed.clear()
         return sid
 
     def session(self, sid: object) -> Session | None:
@@ -203,6 +213,11 @@ class Hub:
             session.waiter.set_result(True)
 
     def _broadcast_event(self, event: dict) -> None:
+        if not self.sessions:
+            # No application is connected (it is finding this server after a failover):
+            # what a handset says waits for the next session instead of being lost.
+            self.unclaimed.append((time.monotonic(), event))
+            return
         for session in list(self.sessions.values()):
             self._push(session, dict(event))
 

@@ -235,14 +235,17 @@ class Simulation:
             events = [first]
             while not queue.empty() and len(events) < protocol.MAX_UPLINK_EVENTS:
                 events.append(queue.get_nowait())
-            for _attempt in range(3):
+            # Until a server takes them (the base station may be moving to the other server
+            # after a failure), for up to a minute: a handset's alarm is not lost on the way.
+            deadline = time.monotonic() + 60.0
+            while time.monotonic() < deadline:
                 if device.server:
                     try:
                         answer = await device.client.post(
                             device.server, protocol.UPLINK_PATH,
                             {"mac": device.mac, "events": events}, timeout=5.0,
                         )  # fmt: skip
-                        if answer.status == 200:
+                        if answer.status == 200 and answer.body.get("accepted") == len(events):
                             break
                     except Unreachable:
                         pass

@@ -191,3 +191,16 @@ def test_a_handset_that_refuses_a_message_releases_it_with_its_reason(reason):
         assert await hub.receive(session, 0) == [h.release_event("2001", reason)]
 
     run(scenario())
+
+
+def test_what_a_handset_says_while_no_application_is_connected_waits_for_the_next_session():
+    async def scenario():
+        hub = accepting_hub()
+        hub.uplink(MAC, [{"kind": "status", "from": "2001", "status": 12, "data": "AQ=="}])
+        session = hub.sessions[hub.login(account="app", address="")]
+        [event] = await hub.receive(session, 0)
+        assert (event["type"], event["status"]) == ("endpoint_status", 12)
+        later = hub.sessions[hub.login(account="other", address="")]
+        assert await hub.receive(later, 0) == []  # claimed once, by the first
+
+    run(scenario())

@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "basestations",
     "users",
     "redundancy",
+    "messaging",
     "kws_admin",
 ]
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("users/", include("users.urls")),
     path("basestations/", include("basestations.urls")),
     path("licenses/", include("licensing.urls")),
+    path("messaging/", include("messaging.urls")),
     path("partials/node-header/", views.node_header, name="node_header"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

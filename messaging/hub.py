@@ -49,6 +49,12 @@ USER_BUSY = 4
 UNKNOWN_USER = 5
 UNKNOWN_REASON = 6
 
+RELEASE_REASONS = {
+    NORMAL: "normal", NOT_IN_RANGE: "not in range", USER_BUSY: "user busy",
+    UNKNOWN_USER: "unknown user", UNKNOWN_REASON: "unknown reason",
+    33: "incompatible service", 84: "unknown reason",
+}  # fmt: skip
+
 # sms_advanced answers that end a message (accepted, accepted by callback, rejected,
 # task completed, deleted); 0x84 and 0x85 (task started, almost done) do not.
 FINAL_ANSWERS = frozenset({0x81, 0x82, 0x83, 0x86, 0x88})
@@ -116,6 +122,8 @@ class Hub:
         # What handsets said while no session existed: (monotonic time, event), for the
         # next session to log in within ``unclaimed_for`` seconds.
         self.unclaimed: deque = deque(maxlen=100)
+        # The last messages to and from each handset, for its user's page.
+        self.history: dict[str, deque] = {}
         self.unclaimed_for = 60.0
         self._next_id = 1
         self.delivered = 0  # counters for the Status page and the statistics
@@ -234,8 +242,40 @@ class Hub:
                           wants_answer=wants_answer, created=time.monotonic())  # fmt: skip
         self.messages[message.id] = message
         session.pending.add(message.id)
+        self._note(message, by=session.account)
         self._route(message)
         return OK
+
+    def send_test(self, *, to: str, display: str, actor: str) -> int:
+        """A test message from the GUI (no session): its outcome shows in the history."""
+        message = Message(self._new_id(), 0, "sms", to, {"display": display, "callback": ""},
+                          created=time.monotonic())  # fmt: skip
+        self.messages[message.id] = message
+        self._note(message, by=f"{actor} (test message)")
+        self._route(message)
+        return message.id
+
+    def _note(self, message: Message, *, by: str) -> None:
+        if message.kind not in ("sms", "sms_advanced", "broadcast"):
+            return
+        text = str(message.fields.get("display", ""))
+        entry = {"id": message.id, "at": time.time(), "direction": "to", "by": by,
+                 "text": text, "outcome": "on its way"}  # fmt: skip
+        self._remember(message.to, entry)
+
+    def _remember(self, extension: str, entry: dict) -> None:
+        if extension not in self.history and len(self.history) >= 20_000:
+            self.history.pop(next(iter(self.history)))
+        self.history.setdefault(extension, deque(maxlen=10)).append(entry)
+
+    def _outcome(self, message: Message, outcome: str) -> None:
+        for entry in self.history.get(message.to, ()):
+            if entry["id"] == message.id:
+                entry["outcome"] = outcome
+
+    def recent(self, extension: str) -> list[dict]:
+        """The last messages to and from a handset, newest first."""
+        return [dict(e) for e in reversed(self.history.get(extension, ()))]
 
     def release_now(self, session: Session, *, to: str, reason: int) -> None:
         """A message that cannot be sent at all (an unknown user): its endpoint_release."""
@@ -269,6 +309,8 @@ class Hub:
             session.pending.discard(message.id)
 
     def _release(self, message: Message, reason: int) -> None:
+        if reason != NORMAL:
+            self._outcome(message, f"not delivered: {RELEASE_REASONS.get(reason, reason)}")
         session = self.sessions.get(message.session)
         if session is not None:
             self._push(session, release_event(message.to, reason))
@@ -328,6 +370,7 @@ class Hub:
             return
         self.delivered += 1
         message.delivered_at = time.monotonic()
+        self._outcome(message, "delivered")
         if not message.wants_answer:
             if message.kind == "sms":
                 self._release(message, NORMAL)
@@ -346,6 +389,12 @@ class Hub:
                 "datadescriptor": 0, "data": xmlrpc.client.Binary(b""),
             })  # fmt: skip
         if event["action"] in FINAL_ANSWERS:
+            self._outcome(
+                message,
+                {0x81: "accepted", 0x82: "accepted by callback", 0x83: "rejected"}.get(
+                    event["action"], "done"
+                ),
+            )
             self._complete(message)
 
     def _on_release(self, event: dict) -> None:
@@ -354,6 +403,9 @@ class Hub:
             self._release(message, event["reason"])
 
     def _on_sms(self, event: dict) -> None:
+        self._remember(event["from"], {"id": 0, "at": time.time(), "direction": "from",
+                                       "by": f"to {event['to']}", "text": event["display"],
+                                       "outcome": "received"})  # fmt: skip
         self._broadcast_event({"type": "endpoint_sms", "from": event["from"], "to": event["to"],
                                "display": event["display"]})  # fmt: skip
 

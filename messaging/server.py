@@ -25,6 +25,7 @@ import logging
 import time
 import xmlrpc.client
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -60,6 +61,60 @@ class _State:
 
 
 STATE = _State()
+LOOP: asyncio.AbstractEventLoop | None = None  # the web process's event loop, once started
+
+
+class Unavailable(Exception):
+    """The GUI cannot reach the XML-RPC service (not this process, or not accepting)."""
+
+
+def in_loop(work: Callable[[], Any], timeout: float = 2.0) -> Any:
+    """Run ``work`` in the event loop that owns the hub (from a Django view's thread)."""
+    import concurrent.futures
+
+    loop = LOOP
+    if loop is None or loop.is_closed():
+        raise Unavailable("the XML-RPC service runs in the node's web server (uvicorn), not here")
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except Exception as exc:
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(run)
+    return done.result(timeout)
+
+
+def applications() -> list[dict[str, Any]]:
+    """The connected applications, for the Status page."""
+
+    def read() -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [
+            {"account": s.account, "address": s.address,
+             "since": datetime.fromtimestamp(s.since, tz=UTC),
+             "pending": len(s.pending), "queued": len(s.events),
+             "waiting": s.waiter is not None and not s.waiter.done(),
+             "idle": now - s.last_call}
+            for s in sorted(HUB.sessions.values(), key=lambda s: s.since)
+        ]  # fmt: skip
+
+    return in_loop(read)
+
+
+def messages_of(extension: str) -> list[dict[str, Any]]:
+    return in_loop(lambda: HUB.recent(extension))
+
+
+def test_message_send(*, to: str, display: str, actor: str) -> None:
+    def send() -> None:
+        if not HUB.accepting:
+            raise Unavailable(f"this server does not send messages now: {HUB.refusal}")
+        HUB.send_test(to=to, display=display, actor=actor)
+
+    in_loop(send)
 
 
 # --- ASGI plumbing ------------------------------------------------------------------------
@@ -420,6 +475,8 @@ async def lifespan(receive: Callable[[], Awaitable[dict[str, Any]]], send: Calla
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            global LOOP
+            LOOP = asyncio.get_running_loop()
             task = asyncio.create_task(watch(stop))
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -141,6 +141,25 @@ def test_applications_reach_every_handset_through_the_master(tmp_path, cluster_l
                        timeout=10, what="the broadcast on every handset")  # fmt: skip
             assert app.session_logout(sid2) is True
             assert app.session_receive(sid2, 0) == -1
+
+            # The GUI: the Status page lists the connected application; a user's page sends
+            # a test message to its handset and shows whether it arrived.
+            gui = logged_in(pair.master)
+            listed = gui.get("/messaging/applications/").text
+            assert 'data-field="applications"' in listed and "<td>admin</td>" in listed
+            assert "does not accept applications" in logged_in(pair.backup).get(
+                "/messaging/applications/").text  # fmt: skip
+            pk = pair.master_db.value("select id from users_dectuser where extension = %s", on_s)
+            page = gui.post(f"/messaging/users/{pk}/test/", {"display": "GUI test"})
+            assert "Test message sent" in page.text
+
+            def newest_row() -> str:
+                page = gui.get(f"/messaging/users/{pk}/").text
+                return page.split("<tbody>")[1].split("</tr>")[0]
+
+            wait_until(lambda: "GUI test" in newest_row() and "delivered" in newest_row(),
+                       timeout=10, what="the test message delivered")  # fmt: skip
+            assert sim.handset(on_s).screen[-1] == "GUI test"
         assert sim.error is None
 
 

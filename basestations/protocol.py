@@ -250,11 +250,14 @@ MAX_UPLINK_EVENTS = 100
 MAX_DISPLAY = 72  # characters of a handset's display text (the SDK's limit)
 
 # What a downlink message asks a handset to do (the XML-RPC call it comes from).
-DownlinkKind = Literal["sms", "sms_advanced", "broadcast", "base_stations", "status"]
-DOWNLINK_KINDS: tuple[str, ...] = ("sms", "sms_advanced", "broadcast", "base_stations", "status")
+DownlinkKind = Literal[
+    "sms", "sms_advanced", "broadcast", "base_stations", "status", "hardware",
+    "call_setup", "call_display", "call_menu", "call_prompt", "call_release",
+]  # fmt: skip
+DOWNLINK_KINDS: tuple[str, ...] = DownlinkKind.__args__  # type: ignore[attr-defined]
 
 
-class Downlink(TypedDict):
+class Downlink(TypedDict, total=False):
     id: int  # the server's message id: answers name it
     to: str  # the handset's extension
     kind: DownlinkKind
@@ -263,6 +266,14 @@ class Downlink(TypedDict):
     action: int  # sms_advanced: 0x01 message, 0x02/0x03 alarm, 0x10 status, 0x12 delete...
     response: int  # sms_advanced: the bit mask of answers the handset may give
     status: int  # status: the status asked for
+    call: int  # the text call's id (call_*)
+    items: list[str]  # call_menu: the items, numbered from 1
+    mode: str  # call_prompt: "alphanumeric" or "numeric"
+    min: int
+    max: int
+    reason: int  # call_release
+    hardware: int  # hardware: the element and what to do with it
+    data: str  # hardware: base64
 
 
 # What a handset says: "delivered" (a message reached its display), "answer" (to an
@@ -270,7 +281,14 @@ class Downlink(TypedDict):
 # "release" (it could not take it: reason as endpoint_release's), "sms" (a message it
 # sends to a number), "status" (11 charger, 12 alarm button; ``data`` base64),
 # "base_stations" (the base stations it hears, the current one first).
-UPLINK_KINDS = ("delivered", "answer", "release", "sms", "status", "base_stations")
+# Text calls: "call_setup" (the handset calls a number: ``to``), "call_accept", "call_key"
+# (``key``), "call_menu" (``item``, ``errorcode``), "call_prompt" (``text``, ``errorcode``),
+# "call_release" (``reason``), each naming its ``call``; "hardware" answers or reports a
+# hardware element (``hardware``, ``reason``, ``data`` base64; ``id`` when it answers).
+UPLINK_KINDS = (
+    "delivered", "answer", "release", "sms", "status", "base_stations", "hardware",
+    "call_setup", "call_accept", "call_key", "call_menu", "call_prompt", "call_release",
+)  # fmt: skip
 
 
 class Uplink(TypedDict, total=False):
@@ -365,6 +383,35 @@ def _uplink_event(event: object) -> dict:
         if not isinstance(data, str) or len(data) > 256:
             raise ValueError("data must be base64 text")
         out["data"] = data
+    if kind.startswith("call_") and kind != "call_setup":
+        out["call"] = _int_in(event.get("call"), 1, 2**31 - 1, "call")
+    if kind == "call_setup":
+        out["to"] = extension_text(event.get("to"), "to")
+    if kind == "call_key":
+        key = event.get("key")
+        if not isinstance(key, str) or not 1 <= len(key) <= 8:
+            raise ValueError("key must be the text of a key")
+        out["key"] = key
+    if kind in ("call_menu", "call_prompt"):
+        out["errorcode"] = _int_in(event.get("errorcode", 0), 0, 255, "errorcode")
+    if kind == "call_menu":
+        out["item"] = _int_in(event.get("item"), 0, 255, "item")
+    if kind == "call_prompt":
+        text = event.get("text", "")
+        if not isinstance(text, str) or len(text) > MAX_DISPLAY:
+            raise ValueError(f"text must be at most {MAX_DISPLAY} characters")
+        out["text"] = text
+    if kind == "call_release":
+        out["reason"] = _int_in(event.get("reason", 0), 0, 127, "reason")
+    if kind == "hardware":
+        out["hardware"] = _int_in(event.get("hardware"), 0, 255, "hardware")
+        out["reason"] = _int_in(event.get("reason", 0), 0, 255, "reason")
+        data = event.get("data", "")
+        if not isinstance(data, str) or len(data) > 1024:
+            raise ValueError("data must be base64 text")
+        out["data"] = data
+        if event.get("id") is not None:
+            out["id"] = _int_in(event.get("id"), 1, 2**31 - 1, "id")
     if kind == "base_stations":
         rfp_map = event.get("rfp_map", [])
         if not isinstance(rfp_map, list) or len(rfp_map) > 5:

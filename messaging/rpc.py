@@ -151,6 +151,28 @@ METHODS: dict[str, Method] = {
         Method("endpoint_base_stations", INT, (SESSION, P("to", STRING)),
                "Ask the handset which base stations it hears: endpoint_base_stations event "
                "with rfp_map (rpn, rssi), the current one first."),
+        Method("endpoint_call_setup", INT,
+               (SESSION, P("to", STRING), P("callback", STRING), P("display", STRING),
+                P("setupspec1", INT, 0x81), P("setupspec2", INT, 0), P("setupspec3", INT, 0)),
+               "A text call to the handset of 'to': the call id (> 0) or a negative status; "
+               "endpoint_call_accept follows when the handset answers."),
+        Method("endpoint_call_accept", INT, (SESSION, P("call", INT)),
+               "Accept a call a handset set up (endpoint_call_setup event)."),
+        Method("endpoint_call_display", INT, (SESSION, P("call", INT), P("display", STRING)),
+               "Show a text on the handset during the call."),
+        Method("endpoint_call_menu", INT, (SESSION, P("call", INT), P("items", ARRAY)),
+               "Offer a menu (items numbered from 1): endpoint_call_menu event with the item."),
+        Method("endpoint_call_prompt", INT,
+               (SESSION, P("call", INT), P("display", STRING),
+                P("mode", STRING, "alphanumeric"), P("min", INT, 0), P("max", INT, 72)),
+               "Ask the handset's user to type: endpoint_call_prompt event with the text."),
+        Method("endpoint_call_release", INT, (SESSION, P("call", INT), P("reason", INT, 0)),
+               "End the call."),
+        Method("endpoint_hardware_extension", INT,
+               (SESSION, P("hardware", INT), P("action", INT), P("repeat", INT, 3),
+                P("type", STRING, "all"), P("to", STRING, ""), P("data", BASE64, b"")),
+               "Access a built-in hardware element (sensor) of a handset; answers and reports "
+               "arrive as endpoint_hardware_extension (with hardware and element)."),
         Method("endpoint_status", INT,
                (SESSION, P("to", STRING), P("status", INT), P("data", BASE64, b"")),
                "Ask the handset for a status; handset status events (11 charger, 12 alarm "

@@ -326,7 +326,72 @@ async def _status(session: h.Session, a: dict) -> int:
     return await _to_one(session, to, kind="status", fields={"status": a["status"]})
 
 
+async def _call_setup(session: h.Session, a: dict) -> int:
+    to = rpc.to_check(a["to"])
+    display = rpc.display_check(a["display"])
+    if not await _known(to):
+        # A call id all the same, released at once as an unknown user.
+        call_id = HUB._new_id()
+        HUB._push(session, {"type": "endpoint_call_release", "call": call_id,
+                            "reason": h.UNKNOWN_USER})  # fmt: skip
+        return call_id
+    return HUB.call_setup(session, to=to, display=display, callback=a["callback"])
+
+
+async def _call_accept(session: h.Session, a: dict) -> int:
+    return HUB.call_send(session, a["call"], "call_accept", {})
+
+
+async def _call_display(session: h.Session, a: dict) -> int:
+    return HUB.call_send(session, a["call"], "call_display",
+                         {"display": rpc.display_check(a["display"])})  # fmt: skip
+
+
+async def _call_menu(session: h.Session, a: dict) -> int:
+    items = a["items"]
+    if not items or len(items) > 16 or not all(isinstance(i, str) for i in items):
+        raise rpc.ArgumentError("argument items must be 1 to 16 strings")
+    for item in items:
+        rpc.display_check(item, "items")
+    return HUB.call_send(session, a["call"], "call_menu", {"items": list(items)})
+
+
+async def _call_prompt(session: h.Session, a: dict) -> int:
+    if a["mode"] not in ("alphanumeric", "numeric"):
+        raise rpc.ArgumentError("argument mode must be alphanumeric or numeric")
+    rpc.int_check(a["max"], "max", 0, protocol.MAX_DISPLAY)
+    rpc.int_check(a["min"], "min", 0, a["max"])
+    fields = {"display": rpc.display_check(a["display"]), "mode": a["mode"], "min": a["min"],
+              "max": a["max"]}  # fmt: skip
+    return HUB.call_send(session, a["call"], "call_prompt", fields)
+
+
+async def _call_release(session: h.Session, a: dict) -> int:
+    rpc.int_check(a["reason"], "reason", 0, 127)
+    return HUB.call_send(session, a["call"], "call_release", {"reason": a["reason"]})
+
+
+async def _hardware(session: h.Session, a: dict) -> int:
+    if a["type"] not in rpc.DESTINATION_TYPES:
+        raise rpc.ArgumentError(f"argument type must be one of {', '.join(rpc.DESTINATION_TYPES)}")
+    rpc.int_check(a["hardware"], "hardware", 0, 255)
+    rpc.int_check(a["action"], "action", 0, 255)
+    fields = {"hardware": a["hardware"], "action": a["action"], "data": a["data"]}
+    status = h.OK
+    for to in _targets(a["type"], a["to"]):
+        status = min(status, await _to_one(session, to, kind="hardware", fields=fields,
+                                           wants_answer=True))  # fmt: skip
+    return status
+
+
 SENDERS = {
+    "endpoint_call_setup": _call_setup,
+    "endpoint_call_accept": _call_accept,
+    "endpoint_call_display": _call_display,
+    "endpoint_call_menu": _call_menu,
+    "endpoint_call_prompt": _call_prompt,
+    "endpoint_call_release": _call_release,
+    "endpoint_hardware_extension": _hardware,
     "endpoint_sms": _sms,
     "endpoint_sms_advanced": _sms_advanced,
     "endpoint_broadcast": _broadcast,

@@ -281,6 +281,8 @@ class SimHandset:
     screen: list[str] = field(default_factory=list)
     said: list[dict] = field(default_factory=list)
     in_charger: bool = False
+    menu_choice: int = 1  # the menu item it picks (numbered from 1)
+    prompt_reply: str = "OK"  # what it types at a prompt
 
     def attach(self, basestation: SimDevice) -> None:
         if self.basestation is not None:
@@ -320,9 +322,41 @@ class SimHandset:
                            "status": [1 if action == ACCEPTED else 0]})  # fmt: skip
         elif kind == "base_stations":
             events.append({"kind": "base_stations", "id": mid, "from": me, "rfp_map": rfp_map})
+        elif kind.startswith("call_"):
+            events += self.on_call(message)
+        elif kind == "hardware":
+            value = bytes([int(message.get("hardware") or 0) & 0xFF, 42])
+            events.append({"kind": "hardware", "id": mid, "from": me,
+                           "hardware": int(message.get("hardware") or 0), "reason": 0,
+                           "data": base64.b64encode(value).decode()})  # fmt: skip
         elif kind == "status":
             events.append(self.status_event(int(message.get("status") or 0)))
         return events
+
+    def on_call(self, message: dict) -> list[dict]:
+        """A text call's step: accept it (or not), pick a menu item, answer a prompt."""
+        call, me, kind = int(message.get("call") or 0), self.extension, message["kind"]
+        if kind == "call_release":
+            self.show("call ended")
+            return []
+        if message.get("display"):
+            self.show(str(message["display"]))
+        if self.behaviour == "ignore":
+            return []
+        if kind == "call_setup":
+            if self.behaviour == "reject":
+                return [{"kind": "call_release", "call": call, "from": me, "reason": 0}]
+            return [{"kind": "call_accept", "call": call, "from": me}]
+        if kind == "call_menu":
+            items = list(message.get("items") or [])
+            self.show(" / ".join(str(i) for i in items)[:72])
+            return [{"kind": "call_menu", "call": call, "from": me, "item": self.menu_choice,
+                     "errorcode": 0 if self.menu_choice <= len(items) else 1}]  # fmt: skip
+        if kind == "call_prompt":
+            return [{"kind": "call_prompt", "call": call, "from": me,
+                     "text": self.prompt_reply[: int(message.get("max") or 72)],
+                     "errorcode": 0}]  # fmt: skip
+        return []
 
     def status_event(self, status: int) -> dict:
         """A status report: 11 charger (0x01 in, 0x02 out), else the status alone."""

@@ -288,6 +288,25 @@ class Simulation:
 
         self._in_loop(press)
 
+    def call(self, extension: str, to: str) -> None:
+        """The handset calls a number of an application (endpoint_call_setup)."""
+        handset = self.handset(extension)
+        event = {"kind": "call_setup", "from": handset.extension, "to": str(to)}
+        self._in_loop(lambda: self._say(handset, event))
+
+    def key(self, extension: str, call: int, key: str) -> None:
+        """A key pressed during a text call (endpoint_call_key)."""
+        handset = self.handset(extension)
+        event = {"kind": "call_key", "from": handset.extension, "call": int(call), "key": key}
+        self._in_loop(lambda: self._say(handset, event))
+
+    def sensor_report(self, extension: str, hardware: int, data: bytes) -> None:
+        """A hardware element reports by itself (endpoint_hardware_extension)."""
+        handset = self.handset(extension)
+        event = {"kind": "hardware", "from": handset.extension, "hardware": hardware,
+                 "reason": 0, "data": base64.b64encode(data).decode()}  # fmt: skip
+        self._in_loop(lambda: self._say(handset, event))
+
     def charger(self, extension: str, *, into: bool) -> None:
         """Into or out of the charger: endpoint_status 11 (data 0x01 in, 0x02 out)."""
         handset = self.handset(extension)

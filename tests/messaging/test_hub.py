@@ -204,3 +204,67 @@ def test_what_a_handset_says_while_no_application_is_connected_waits_for_the_nex
         assert await hub.receive(later, 0) == []  # claimed once, by the first
 
     run(scenario())
+
+
+def test_a_text_call_goes_through_setup_menu_and_release():
+    async def scenario():
+        hub = accepting_hub()
+        session = hub.sessions[hub.login(account="app", address="")]
+        call = hub.call_setup(session, to="2001", display="Nurse call", callback="")
+        [setup] = await poll(hub)
+        assert (setup["kind"], setup["call"], setup["display"]) == ("call_setup", call,
+                                                                     "Nurse call")  # fmt: skip
+        hub.uplink(MAC, [{"kind": "delivered", "id": setup["id"], "from": "2001"},
+                         {"kind": "call_accept", "call": call, "from": "2001"}])  # fmt: skip
+        assert await hub.receive(session, 0) == [{"type": "endpoint_call_accept", "call": call}]
+        assert hub.call_send(session, call, "call_menu", {"items": ["Yes", "No"]}) == h.OK
+        [menu] = await poll(hub)
+        assert menu["items"] == ["Yes", "No"]
+        hub.uplink(MAC, [{"kind": "call_menu", "call": call, "from": "2001", "item": 2,
+                          "errorcode": 0}])  # fmt: skip
+        assert await hub.receive(session, 0) == [
+            {"type": "endpoint_call_menu", "call": call, "item": 2, "errorcode": 0}
+        ]
+        assert hub.call_send(session, call, "call_release", {"reason": 0}) == h.OK
+        assert hub.call_send(session, call, "call_display", {"display": "x"}) == h.UNKNOWN_CALL
+
+    run(scenario())
+
+
+def test_a_call_to_a_handset_out_of_range_is_released_with_not_in_range():
+    async def scenario():
+        hub = accepting_hub(paging_timeout=12)
+        session = hub.sessions[hub.login(account="app", address="")]
+        call = hub.call_setup(session, to="2009", display="x", callback="")
+        hub.tick(time.monotonic() + 13)
+        assert await hub.receive(session, 0) == [
+            {"type": "endpoint_call_release", "call": call, "reason": h.NOT_IN_RANGE}
+        ]
+        assert hub.calls == {}
+
+    run(scenario())
+
+
+def test_a_call_of_another_session_is_an_unknown_call():
+    hub = accepting_hub()
+    mine = hub.sessions[hub.login(account="a", address="")]
+    other = hub.sessions[hub.login(account="b", address="")]
+    call = hub.call_setup(mine, to="2001", display="x", callback="")
+    assert hub.call_send(other, call, "call_display", {"display": "y"}) == h.UNKNOWN_CALL
+
+
+def test_a_hardware_element_answer_carries_hardware_and_element():
+    async def scenario():
+        hub = accepting_hub()
+        session = hub.sessions[hub.login(account="app", address="")]
+        hub.send(session, kind="hardware", to="2001", wants_answer=True,
+                 fields={"hardware": 3, "action": 1, "data": b"\x01"})  # fmt: skip
+        [message] = await poll(hub)
+        assert (message["hardware"], message["data"]) == (3, "AQ==")
+        hub.uplink(MAC, [{"kind": "hardware", "id": message["id"], "from": "2001",
+                          "hardware": 3, "reason": 0, "data": "Ayo="}])  # fmt: skip
+        [event] = await hub.receive(session, 0)
+        assert (event["hardware"], event["element"], event["data"].data) == (3, 3, b"\x03*")
+        assert not session.pending
+
+    run(scenario())

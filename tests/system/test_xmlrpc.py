@@ -139,6 +139,29 @@ def test_applications_reach_every_handset_through_the_master(tmp_path, cluster_l
             wait_until(lambda: all(h.screen and h.screen[-1] == "Fire drill at 3"
                                    for h in sim.handsets if h.behaviour != "out_of_range"),
                        timeout=10, what="the broadcast on every handset")  # fmt: skip
+            # A text call: the handset accepts, picks from a menu, answers a prompt.
+            call = app.endpoint_call_setup(sid2, on_m, "100", "Nurse call: room 12")
+            assert call > 0
+            got = events_until(app, sid2, lambda e: e["type"] == "endpoint_call_accept")
+            assert got[-1]["call"] == call
+            sim.handset(on_m).menu_choice = 2
+            assert app.endpoint_call_menu(sid2, call, ["I go", "Send someone else"]) == 0
+            got = events_until(app, sid2, lambda e: e["type"] == "endpoint_call_menu")
+            assert (got[-1]["call"], got[-1]["item"], got[-1]["errorcode"]) == (call, 2, 0)
+            assert app.endpoint_call_prompt(sid2, call, "Who goes?") == 0
+            got = events_until(app, sid2, lambda e: e["type"] == "endpoint_call_prompt")
+            assert (got[-1]["call"], got[-1]["text"]) == (call, "OK")
+            assert app.endpoint_call_release(sid2, call) == 0
+            assert app.endpoint_call_display(sid2, call, "gone") == -5  # the call has ended
+            wait_until(lambda: sim.handset(on_m).screen[-1] == "call ended", timeout=10,
+                       what="the call ended on the handset")  # fmt: skip
+
+            # A hardware element: asked and answered with both hardware and element.
+            assert app.endpoint_hardware_extension(sid2, 3, 1, 3, "endpoint", on_s) == 0
+            got = events_until(app, sid2, lambda e: e["type"] == "endpoint_hardware_extension")
+            assert (got[-1]["from"], got[-1]["hardware"], got[-1]["element"]) == (on_s, 3, 3)
+            assert got[-1]["data"].data == bytes([3, 42])
+
             assert app.session_logout(sid2) is True
             assert app.session_receive(sid2, 0) == -1
 

@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             handsets=args.handsets,
             on_change=lambda change: (
                 None
-                if change.line().startswith("handset")  # roaming handsets would flood the log
+                if change.state == "roamed"  # roaming handsets would flood the log
                 else output(f"[devices] {change.line()}")
             ),
+            control_dir=data / "handsets",
         ).start()
         output(
             "\n"
@@ -139,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  log in as admin / {admin_password} (you are asked to change it at first login)\n"
             f"  {args.basestations} simulated base stations, {args.media} media resources and "
             f"{args.handsets} handsets keep alive with the master\n"
+            f"  applications connect to {master.url}/RPC2 (XML-RPC, as GW-DECT/admin); a "
+            f"handset's screen: .venv/bin/python manage.py kwssim --control-dir "
+            f"{data / 'handsets'} --handset 2000 [--alarm]\n"
             f"  data in {data} (rm -r it to start afresh); Ctrl-C stops everything\n"
         )
         # A process that dies is restarted by its node's supervisor (kws_admin.cluster);

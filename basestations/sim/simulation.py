@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from basestations import protocol
 from basestations.sim.client import Unreachable
@@ -41,6 +43,7 @@ class Simulation:
         on_change: Callable[[Change], None] | None = None,
         seed: int | None = None,
         first: int = 1,
+        control_dir: Path | None = None,
     ) -> None:
         """``server`` is the address (host:port) the devices are configured with: the
         master's. Handsets have the extensions ``extensions_from`` and up (the demo
@@ -69,6 +72,9 @@ class Simulation:
         self.basestations = [d for d in self.devices if d.kind == "rfp"]
         self.handsets = [SimHandset(str(extensions_from + n)) for n in range(handsets)]
         self.handset_by_extension = {h.extension: h for h in self.handsets}
+        # Where the handsets' state is written and commands for them are read (kwssim
+        # --handset): another process shows a screen or presses a button there.
+        self.control_dir = control_dir
         self._uplinks: dict[str, asyncio.Queue] = {}
         self.changes: list[Change] = []
         self._lock = threading.Lock()
@@ -117,6 +123,8 @@ class Simulation:
             for handset in self.handsets:
                 handset.attach(self.rng.choice(self.basestations))
             tasks += [asyncio.create_task(self._roam(h, self._stop)) for h in self.handsets]
+            if self.control_dir is not None:
+                tasks.append(asyncio.create_task(self._control(self._stop)))
             for device in self.basestations:
                 self._uplinks[device.mac] = asyncio.Queue()
                 tasks.append(asyncio.create_task(self._downlink(device, self._stop)))
@@ -251,6 +259,49 @@ class Simulation:
                         pass
                 if await _stopped(stop, 0.3):
                     return
+
+    # --- The control folder: the handsets' state out, commands in ----------------------------
+
+    def handsets_state(self) -> dict[str, dict]:
+        return {
+            h.extension: {
+                "basestation": h.basestation.name if h.basestation else "",
+                "behaviour": h.behaviour, "in_charger": h.in_charger, "screen": list(h.screen),
+            }
+            for h in self.handsets
+        }  # fmt: skip
+
+    async def _control(self, stop: asyncio.Event) -> None:
+        folder = self.control_dir
+        assert folder is not None
+        folder.mkdir(parents=True, exist_ok=True)
+        while not await _stopped(stop, 0.5):
+            state = folder / "handsets.json"
+            temporary = folder / "handsets.json.tmp"
+            temporary.write_text(json.dumps(self.handsets_state(), indent=1))
+            temporary.replace(state)
+            for command_file in sorted(folder.glob("*.command.json")):
+                try:
+                    command = json.loads(command_file.read_text())
+                    self._command(command)
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._changed(Change("kwssim", "command refused", "", str(exc)[:120]))
+                command_file.unlink(missing_ok=True)
+
+    def _command(self, command: dict) -> None:
+        handset = self.handset(str(command["handset"]))
+        action = command["action"]
+        if action == "alarm":
+            self.press_alarm(handset.extension)
+        elif action == "charger":
+            self.charger(handset.extension, into=bool(command["into"]))
+        elif action == "send":
+            self.send_message(handset.extension, str(command["to"]), str(command["text"]))
+        elif action == "behave":
+            handset.behave(str(command["behaviour"]))
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        self._changed(Change(f"handset {handset.extension}", action, "", ""))
 
     # --- What a test (or the demo) makes a handset do; thread-safe -----------------------------
 

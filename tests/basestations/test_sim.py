@@ -340,3 +340,21 @@ def test_a_device_remembers_every_server_it_attached_to_and_finds_a_promoted_one
     assert dev.target == "a:80"
     dev.on_unreachable(Unreachable("a:80", "connection refused", refused=True))  # A is gone
     assert dev.target == "b:80"  # back to the promoted server, not stuck at A
+
+
+def test_kwssim_shows_a_handset_of_a_running_simulation_and_queues_its_commands(tmp_path, capsys):
+    from basestations.sim import SimHandset
+
+    sim = Simulation(server="127.0.0.1:9", secret="s", handsets=0, control_dir=tmp_path)
+    handset = SimHandset("2001", behaviour="reject")
+    handset.show("Code blue, room 12")
+    sim.handsets = [handset]
+    (tmp_path / "handsets.json").write_text(json.dumps(sim.handsets_state()))
+    call_command("kwssim", f"--control-dir={tmp_path}", "--handset=2001")
+    shown = capsys.readouterr().out
+    assert "answers: reject" in shown and "| Code blue, room 12" in shown
+    call_command("kwssim", f"--control-dir={tmp_path}", "--handset=2001", "--alarm")
+    [queued] = tmp_path.glob("*.command.json")
+    assert json.loads(queued.read_text()) == {"handset": "2001", "action": "alarm"}
+    with pytest.raises(Exception, match="no handset 2009"):
+        call_command("kwssim", f"--control-dir={tmp_path}", "--handset=2009")

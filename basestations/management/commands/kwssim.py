@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from basestations import protocol
 from basestations.services import devices_provision
 from basestations.sim import Change, Simulation
+from basestations.sim.device import BEHAVIOURS
 from core.locks import Locked
 from core.selectors import config_read
 
@@ -42,8 +46,29 @@ class Command(BaseCommand):
             "--seconds", type=float, default=None,
             help="stop after this many seconds (0 with --provision: only provision)",
         )  # fmt: skip
+        parser.add_argument(
+            "--control-dir",
+            help="folder where the running simulation writes its handsets' state and reads "
+            "commands (default: the data folder's handsets/)",
+        )
+        parser.add_argument(
+            "--handset", metavar="EXT",
+            help="show this handset of a running simulation (its screen), or with one of the "
+            "options below make it act",
+        )  # fmt: skip
+        parser.add_argument("--alarm", action="store_true", help="--handset: press the alarm")
+        parser.add_argument("--charger", choices=("in", "out"), help="--handset: the charger")
+        parser.add_argument("--send-to", metavar="NUMBER", help="--handset: send --text to it")
+        parser.add_argument("--text", default="", help="the text --send-to sends")
+        parser.add_argument(
+            "--behave", choices=BEHAVIOURS, help="--handset: how it answers from now on"
+        )
 
     def handle(self, *args, **opts) -> None:
+        control = Path(opts["control_dir"] or Path(settings.DATA_DIR) / "handsets")
+        if opts["handset"]:
+            self._handset(control, opts)
+            return
         if opts["provision"]:
             self._provision(opts["basestations"], opts["media"])
             if opts["seconds"] == 0:
@@ -65,7 +90,7 @@ class Command(BaseCommand):
         sim = Simulation(
             server=opts["server"], secret=secret, basestations=opts["basestations"],
             media=opts["media"], handsets=opts["handsets"], firmware=opts["firmware"],
-            extensions_from=opts["extensions_from"], on_change=output,
+            extensions_from=opts["extensions_from"], on_change=output, control_dir=control,
         )  # fmt: skip
         stopping = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +114,45 @@ class Command(BaseCommand):
                 f"kwssim stopped: attached {sim.attached_counts() or 'nowhere'}, "
                 f"states {sim.states()}"
             )
+
+    def _handset(self, control: Path, opts: dict) -> None:
+        """Show a handset of the running simulation, or queue a command for it."""
+        extension = opts["handset"]
+        command = None
+        if opts["alarm"]:
+            command = {"action": "alarm"}
+        elif opts["charger"]:
+            command = {"action": "charger", "into": opts["charger"] == "in"}
+        elif opts["send_to"]:
+            command = {"action": "send", "to": opts["send_to"], "text": opts["text"][:72]}
+        elif opts["behave"]:
+            command = {"action": "behave", "behaviour": opts["behave"]}
+        state_file = control / "handsets.json"
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            raise CommandError(
+                f"no running simulation writes {state_file}: start one (kwssim --handsets N, "
+                "or make demo) or give its --control-dir"
+            ) from None
+        if extension not in state:
+            raise CommandError(f"no handset {extension} in the simulation: it has "
+                               f"{', '.join(sorted(state)) or 'none'}")  # fmt: skip
+        if command is not None:
+            name = control / f"{time.time_ns()}.command.json"
+            temporary = name.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"handset": extension, **command}))
+            temporary.replace(name)
+            self.stdout.write(f"handset {extension}: {command['action']} queued")
+            return
+        handset = state[extension]
+        self.stdout.write(
+            f"handset {extension} on {handset['basestation'] or 'no base station'}, "
+            f"answers: {handset['behaviour']}, "
+            f"{'in' if handset['in_charger'] else 'out of'} the charger"
+        )
+        for line in handset["screen"] or ["(nothing shown yet)"]:
+            self.stdout.write(f"  | {line}")
 
     def _provision(self, basestations: int, media: int) -> None:
         try:

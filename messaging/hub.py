@@ -60,6 +60,7 @@ RELEASE_REASONS = {
 FINAL_ANSWERS = frozenset({0x81, 0x82, 0x83, 0x86, 0x88})
 
 ENDED = object()  # what a waiting receive gets when its session is ended by the server
+LOGGED_OUT = object()  # ... and when the application logged the session out itself
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Hub:
         self.idle_timeout = idle_timeout
         self.max_pending = max_pending
         self.queue_max = queue_max
+        self.events_max = max(max_pending, queue_max // 4)
         self.accepting = False
         self.refusal = "this server is starting"  # why it does not accept applications
         self.sessions: dict[int, Session] = {}
@@ -185,17 +187,17 @@ class Hub:
         session = self.sessions.get(sid)
         if session is None:
             return False
-        self._end(session)
+        self._end(session, why=LOGGED_OUT)
         return True
 
-    def _end(self, session: Session) -> None:
+    def _end(self, session: Session, why: object = ENDED) -> None:
         self.sessions.pop(session.id, None)
         for mid in session.pending:
             message = self.messages.pop(mid, None)
             if message is not None and message in self.paging:
                 self.paging.remove(message)
         if session.waiter is not None and not session.waiter.done():
-            session.waiter.set_result(ENDED)
+            session.waiter.set_result(why)
 
     async def receive(self, session: Session, timeout: float) -> list[dict] | int | object:
         """The session's queued events, waiting up to ``timeout`` seconds for the first;
@@ -213,8 +215,10 @@ class Hub:
                 session.waiter = None
             if result is ENDED:
                 return ENDED
+            if result is LOGGED_OUT:
+                return UNKNOWN_SESSION
         if session.id not in self.sessions:
-            return ENDED
+            return UNKNOWN_SESSION if self.accepting else ENDED
         session.last_call = time.monotonic()
         events = list(session.events)
         session.events.clear()
@@ -246,8 +250,10 @@ class Hub:
         self, session: Session, *, kind: str, to: str, fields: dict[str, Any], app_id: int = 0,
         wants_answer: bool = False,
     ) -> int:  # fmt: skip
-        """Queue a message to the handset ``to``; OK, or BUSY beyond ``max_pending``."""
-        if len(session.pending) >= self.max_pending:
+        """Queue a message to the handset ``to``; OK, or BUSY beyond ``max_pending``
+        messages on their way, or while the session leaves ``events_max`` events unfetched
+        (their outcomes would have nowhere to go)."""
+        if len(session.pending) >= self.max_pending or len(session.events) >= self.events_max:
             return BUSY
         message = Message(self._new_id(), session.id, kind, to, fields, app_id=app_id,
                           wants_answer=wants_answer, created=time.monotonic())  # fmt: skip

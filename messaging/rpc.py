@@ -68,6 +68,8 @@ class Method:
 def _coerce(param: Param, value: Any) -> Any:
     where = f"argument {param.name}"
     if param.type == INT:
+        if param.name == "timeout" and isinstance(value, float):
+            return int(value)  # some applications send the receive timeout as a double
         if isinstance(value, bool) or not isinstance(value, int):
             raise ArgumentError(f"{where} must be an int, not {type(value).__name__}")
         return value

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[dict, Callable, Callable], Awaitable[None]]
 MAX_BODY = 256 * 1024
 RECEIVE_MAX = 600  # seconds a session_receive may wait
-STATE_EVERY = 0.25  # seconds between readings of the node's role
+STATE_EVERY = 0.1  # seconds between readings of the node's role
 
 HUB = h.Hub(
     paging_timeout=settings.RPC_PAGING_TIMEOUT,
@@ -176,7 +176,8 @@ async def rpc2(scope: dict, receive: Callable, send: Callable) -> None:
         await _respond(send, 200, rpc.fault(exc), "text/xml")
         return
     except rpc.ArgumentError as exc:
-        fault = xmlrpc.client.Fault(rpc.FAULT_ARGUMENTS, f"{exc}: nothing was sent")
+        sent = ": nothing was sent" if body and b"endpoint_" in body[:400] else ""
+        fault = xmlrpc.client.Fault(rpc.FAULT_ARGUMENTS, f"{exc}{sent}")
         await _respond(send, 200, rpc.fault(fault), "text/xml")
         return
     if result is h.ENDED:

@@ -268,3 +268,28 @@ def test_a_hardware_element_answer_carries_hardware_and_element():
         assert not session.pending
 
     run(scenario())
+
+
+def test_a_session_that_leaves_its_events_unfetched_is_refused_busy_before_any_is_lost():
+    async def scenario():
+        hub = accepting_hub(max_pending=16, queue_max=1000)
+        session = hub.sessions[hub.login(account="app", address="")]
+        for n in range(hub.events_max):
+            hub.release_now(session, to=str(3000 + n), reason=h.UNKNOWN_USER)
+        assert sms(hub, session) == h.BUSY
+        assert len(await hub.receive(session, 0)) == hub.events_max  # none dropped
+        assert sms(hub, session) == h.OK
+
+    run(scenario())
+
+
+def test_a_receive_waiting_when_its_application_logs_out_gets_unknown_session():
+    async def scenario():
+        hub = accepting_hub()
+        sid = hub.login(account="app", address="")
+        waiting = asyncio.ensure_future(hub.receive(hub.sessions[sid], 30))
+        await asyncio.sleep(0.01)
+        assert hub.logout(sid) is True
+        assert await asyncio.wait_for(waiting, 1) == h.UNKNOWN_SESSION
+
+    run(scenario())

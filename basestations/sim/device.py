@@ -184,10 +184,10 @@ class SimDevice:
                     self.peer = server
                 if self.reachable.get(server) is False:
                     # The master it names is down (we just failed to reach it): stay, the
-                    # survivor accepts us when its failover starts. Once an interval, not
+                    # survivor accepts us when its failover starts. Twice an interval, not
                     # faster: every device of the master waits here for failover_time.
                     self._set("searching", "", f"{server} unreachable; waiting at {address}")
-                    return self._jitter(self.interval)
+                    return self._retry()
                 self.target = server
                 self._set("redirected", server, str(body.get("error", ""))[:120])
                 return 0.0

@@ -276,7 +276,9 @@ class Downlink(TypedDict, total=False):
     data: str  # hardware: base64
 
 
-# What a handset says: "delivered" (a message reached its display), "answer" (to an
+# "not_here" is the base station's: the handset left it before the message arrived (the
+# server pages it again). What a handset says: "delivered" (a message reached its
+# display), "answer" (to an
 # sms_advanced: action 0x81 accepted, 0x83 rejected, 0x84-0x86 task progress, 0x88 deleted),
 # "release" (it could not take it: reason as endpoint_release's), "sms" (a message it
 # sends to a number), "status" (11 charger, 12 alarm button; ``data`` base64),
@@ -286,7 +288,7 @@ class Downlink(TypedDict, total=False):
 # "call_release" (``reason``), each naming its ``call``; "hardware" answers or reports a
 # hardware element (``hardware``, ``reason``, ``data`` base64; ``id`` when it answers).
 UPLINK_KINDS = (
-    "delivered", "answer", "release", "sms", "status", "base_stations", "hardware",
+    "delivered", "not_here", "answer", "release", "sms", "status", "base_stations", "hardware",
     "call_setup", "call_accept", "call_key", "call_menu", "call_prompt", "call_release",
 )  # fmt: skip
 
@@ -361,7 +363,7 @@ def _uplink_event(event: object) -> dict:
     if kind not in UPLINK_KINDS:
         raise ValueError(f"kind must be one of {', '.join(UPLINK_KINDS)}")
     out: dict = {"kind": kind, "from": extension_text(event.get("from"), "from")}
-    if kind in ("delivered", "answer", "release"):
+    if kind in ("delivered", "not_here", "answer", "release"):
         out["id"] = _int_in(event.get("id"), 1, 2**31 - 1, "id")
     if kind == "answer":
         out["action"] = _int_in(event.get("action"), 0x80, 0xFF, "action")

@@ -493,6 +493,18 @@ class Hub:
             else:
                 self._complete(message)
 
+    def _on_not_here(self, event: dict) -> None:
+        """The handset left the base station before its message arrived: page it again,
+        for a fresh paging time, wherever it is now."""
+        message = self._message_of(event)
+        if message is None or message.delivered_at is not None:
+            return
+        left = message.sent_to
+        message.sent_to, message.created = "", time.monotonic()
+        if left and self.handset_at.get(message.to) == left:
+            del self.handset_at[message.to]  # until a base station names it again
+        self._route(message)
+
     def _on_answer(self, event: dict) -> None:
         message = self._message_of(event)
         if message is None:

@@ -205,7 +205,11 @@ class Simulation:
     def _deliver(self, device: SimDevice, message: dict) -> None:
         handset = self.handset_by_extension.get(str(message.get("to")))
         if handset is None or handset.basestation is not device:
-            return  # it roamed away meanwhile: the server pages it again
+            # It roamed away meanwhile: say so, and the server pages it again.
+            self._uplinks[device.mac].put_nowait(
+                {"kind": "not_here", "id": message["id"], "from": str(message.get("to"))}
+            )
+            return
         events = handset.receive(message, self._rfp_map(handset))
         if message.get("display"):
             self._changed(Change(f"handset {handset.extension}", "shows", "",

@@ -293,3 +293,19 @@ def test_a_receive_waiting_when_its_application_logs_out_gets_unknown_session():
         assert await asyncio.wait_for(waiting, 1) == h.UNKNOWN_SESSION
 
     run(scenario())
+
+
+def test_a_message_that_reaches_a_base_station_after_its_handset_left_is_paged_again():
+    async def scenario():
+        hub = accepting_hub()
+        session = hub.sessions[hub.login(account="app", address="")]
+        sms(hub, session, to="2001")
+        [message] = await poll(hub, mac=MAC, handsets=["2001"], wait=1)
+        hub.uplink(MAC, [{"kind": "not_here", "id": message["id"], "from": "2001"}])
+        # The handset is on another base station now: the message goes there.
+        [again] = await poll(hub, mac=OTHER_MAC, handsets=["2001"], wait=1)
+        assert again["id"] == message["id"]
+        hub.uplink(OTHER_MAC, [{"kind": "delivered", "id": message["id"], "from": "2001"}])
+        assert await hub.receive(session, 0) == [h.release_event("2001", h.NORMAL)]
+
+    run(scenario())

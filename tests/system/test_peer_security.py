@@ -41,6 +41,9 @@ def test_requests_reflected_to_their_sender_for_10_s_change_nothing(tmp_path, cl
     with pair_cluster(tmp_path, cluster_log, users=20, failover_time=30,
                       peer_proxies=proxies) as pair:  # fmt: skip
         pair.wait_paired()
+        # The split as both servers know it (the backup applies it a moment after pairing).
+        wait_until(lambda: pair.master_db.users_by_node() == pair.backup_db.users_by_node(),
+                   timeout=20, what="the backup has the master's split")  # fmt: skip
         before = pair.master_db.users_by_node(), pair.backup_db.users_by_node()
         reflected_at = time.time()
         proxies[0].reflect_to = pair.master.port  # the master's requests come back to it

@@ -14,7 +14,7 @@ from tests.system.test_basestations import DEVICE_SECRET, provision
 
 pytestmark = pytest.mark.system
 
-RPC_ENV = {"KWS_RPC_PAGING_TIMEOUT": "2"}
+RPC_ENV = {"KWS_RPC_PAGING_TIMEOUT": "4"}
 LOGIN = "GW-DECT/admin"
 
 
@@ -46,11 +46,12 @@ def test_applications_reach_every_handset_through_the_master(tmp_path, cluster_l
         logged_in(pair.master)  # the first login's password change, replicated
         provision(pair, basestations=3, media=0)
         homes = dict(pair.master_db.rows("select extension, home from users_dectuser"))
-        on_m = next(e for e in ("2000", "2001", "2002", "2003") if homes[e] == "A")
-        on_s = next(e for e in ("2000", "2001", "2002", "2003") if homes[e] == "B")
+        extensions = [str(2000 + n) for n in range(10)]  # every user has a handset
+        on_m = next(e for e in extensions if homes[e] == "A")
+        on_s = next(e for e in extensions if homes[e] == "B")
         master = f"127.0.0.1:{pair.master.port}"
         with Simulation(server=master, secret=DEVICE_SECRET, basestations=3, media=0,
-                        handsets=4, roam_seconds=(600, 900), seed=16) as sim:  # fmt: skip
+                        handsets=10, roam_seconds=(600, 900), seed=16) as sim:  # fmt: skip
             wait_until(lambda: sim.attached_counts() == {master: 3}, timeout=30,
                        what="the base stations on the master")  # fmt: skip
 
@@ -85,7 +86,7 @@ def test_applications_reach_every_handset_through_the_master(tmp_path, cluster_l
             assert all("never sent" not in h.screen for h in sim.handsets)
 
             # Advanced messages get the handsets' answers, with the application's id.
-            other = next(e for e in ("2000", "2001", "2002", "2003") if e not in (on_m,))
+            other = next(e for e in extensions if e not in (on_m, on_s))
             sim.behave(other, "reject")
             for to, answer, mid in ((on_m, 0x81, 41), (other, 0x83, 42)):
                 assert app.endpoint_sms_advanced(sid, 0x02, 0x03, mid, 3, "endpoint", to,

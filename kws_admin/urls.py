@@ -12,6 +12,34 @@ urlpatterns = [
     path("basestations/", include("basestations.urls")),
     path("licenses/", include("licensing.urls")),
     path("messaging/", include("messaging.urls")),
+    # Status > Statistics
+    path(
+        "statistics/",
+        views.placeholder,
+        {"title": "Statistics", "text": "the counters of both servers"},
+        name="statistics",
+    ),
+    # Configuration > SIP
+    path(
+        "configuration/sip/",
+        views.placeholder,
+        {"title": "SIP", "text": "the PBX settings"},
+        name="sip_settings",
+    ),
+    # Configuration > Corporate phonebook
+    path(
+        "configuration/phonebook/",
+        views.placeholder,
+        {"title": "Corporate phonebook", "text": "the LDAP phonebook"},
+        name="phonebook_settings",
+    ),
+    # Administration > Backup and restore
+    path(
+        "administration/backup/",
+        views.placeholder,
+        {"title": "Backup and restore", "text": "the configuration backup"},
+        name="backup_restore",
+    ),
     path("partials/node-header/", views.node_header, name="node_header"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -20,12 +20,7 @@ urlpatterns = [
         name="statistics",
     ),
     # Configuration > SIP
-    path(
-        "configuration/sip/",
-        views.placeholder,
-        {"title": "SIP", "text": "the PBX settings"},
-        name="sip_settings",
-    ),
+    path("configuration/sip/", include("users.sip_urls")),
     # Configuration > Corporate phonebook
     path(
         "configuration/phonebook/",

@@ -18,7 +18,7 @@ from core.health import LABELS, PARTS, health_parts, unserved_reason
 from core.models import NodeState, Phase
 from core.selectors import config_read
 from redundancy.models import ReplicationState
-from users.selectors import registration_progress
+from users.selectors import SipSummary, peer_registering, sip_summary
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class NodeCard:
     stale: bool = False
     # Why the peer cannot serve its users, as its last heartbeat said ('' if it can).
     unserved: str = ""
+    # 're-registering with <registrar>: N of M registered' until each user has an answer.
+    sip_progress: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
     values = config_read()
     state = NodeState.load()
     mode = values["redundancy.mode"]
-    registered, handled = registration_progress()
+    sip = sip_summary()
     devices = devices_per_node()
     own = NodeCard(
         name=settings.NODE_NAME,
@@ -92,14 +94,15 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         role=_role(mode),
         phase=Phase(state.phase).label if mode != "single" else "single",
         heartbeat_age=None,
-        users_handled=handled,
-        users_registered=registered,
+        users_handled=sip.handled,
+        users_registered=sip.registered,
         firmware=settings.FIRMWARE_VERSION,
         database_uuid=values["redundancy.database_uuid"],
         replication=replication_status(),
         is_self=True,
         devices=devices.get(settings.NODE_NAME),
         processes=_own_processes(),
+        sip_progress=sip.progress,
     )
     if mode == "single":
         return own, None, state
@@ -131,8 +134,19 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         processes=_peer_processes(report, heard_ago),
         stale=stale,
         unserved=unserved,
+        sip_progress="" if stale else _peer_sip_progress(sip, status),
     )
     return own, peer, state
+
+
+def _peer_sip_progress(own: SipSummary, status: dict[str, Any]) -> str:
+    """The peer's registration progress, from the figures of its heartbeat, while the
+    registration states it sent say some of its users still wait for the PBX."""
+    handled, registered = status.get("users_handled"), status.get("users_registered")
+    if not own.registrar or handled is None or registered is None or not peer_registering():
+        return ""
+    verb = "re-registering" if own.switched_from else "registering"
+    return f"{verb} with {own.registrar}: {registered} of {handled} registered"
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,5 +1,6 @@
 from django import forms
 
+from core import config
 from users.models import DectUser
 
 
@@ -45,3 +46,45 @@ class DectUserForm(forms.Form):
 
 class CsvImportForm(forms.Form):
     file = forms.FileField(label="CSV file")
+
+
+# Form field -> configuration key (users/config.py). The rules live in the keys: each field
+# takes text and config_update says what it refuses, beside the field.
+SIP_FIELD_KEYS = {
+    "registrar": "sip.registrar",
+    "transport": "sip.transport",
+    "domain": "sip.domain",
+    "rate": "sip.rate",
+    "expires": "sip.expires",
+}
+
+
+def _key_field(key: str, label: str, **kwargs) -> forms.CharField:
+    return forms.CharField(
+        label=label, required=False, help_text=config.KEYS[key].help, strip=False, **kwargs
+    )
+
+
+class SipSettingsForm(forms.Form):
+    registrar = _key_field("sip.registrar", "Registrar")
+    # A select that posts text: a value outside the list is refused by the key's rule.
+    transport = _key_field(
+        "sip.transport", "Transport", widget=forms.Select(choices=[("udp", "UDP"), ("tcp", "TCP")])
+    )
+    domain = _key_field("sip.domain", "Domain")
+    rate = _key_field("sip.rate", "Registration rate (per second)")
+    expires = _key_field("sip.expires", "Registration expiry (s)")
+
+    def changes(self) -> dict[str, str]:
+        return {key: self.cleaned_data[name] for name, key in SIP_FIELD_KEYS.items()}
+
+    def add_config_errors(self, exc: config.ConfigError) -> None:
+        by_key = {key: name for name, key in SIP_FIELD_KEYS.items()}
+        for key, message in exc.errors.items():
+            name = by_key.get(key)
+            label = config.KEYS[key].label if key in config.KEYS else key
+            self.add_error(name, f"{label}: {message}" if name is None else message)
+
+    @staticmethod
+    def initial_from(values: dict) -> dict[str, str]:
+        return {name: config.format_value(key, values[key]) for name, key in SIP_FIELD_KEYS.items()}

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.db import models
 
 
@@ -85,3 +87,24 @@ class PeerRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state} (peer)"
+
+
+class PbxLink(models.Model):
+    """The PBX this server's SIP process registers its users with now (runtime state, not
+    replicated; one row): written when the process switches PBX, so the pages say which
+    PBX this server talks to and whether a change of PBX is still re-registering."""
+
+    registrar = models.CharField(max_length=300, blank=True)  # host:port; '' none
+    transport = models.CharField(max_length=3, blank=True)
+    domain = models.CharField(max_length=253, blank=True)
+    # The PBX before the switch ('' at the process's first switch): a change of PBX.
+    previous = models.CharField(max_length=300, blank=True)
+    since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.registrar or "no PBX"
+
+    @classmethod
+    def load(cls) -> PbxLink:
+        link, _ = cls.objects.get_or_create(pk=1)
+        return link

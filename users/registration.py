@@ -26,7 +26,7 @@ from django.db import close_old_connections
 from core.health import health_stamp
 from core.selectors import config_read
 from users.config import registrar_address
-from users.models import DectUser, PeerRegistration, SipRegistration
+from users.models import DectUser, PbxLink, PeerRegistration, SipRegistration
 from users.selectors import handled_users
 from users.sip.client import Credentials, RegistrationStatus, SipRegistrationClient
 
@@ -44,6 +44,14 @@ class PbxSettings:
     domain: str
     rate: int
     expires: int
+
+
+def pbx_text(pbx: PbxSettings | None) -> str:
+    """``host:port`` of a PBX as the pages show it; '' for none."""
+    if pbx is None:
+        return ""
+    host, port = pbx.server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def pbx_settings(values: dict[str, Any]) -> PbxSettings | None:
@@ -99,6 +107,30 @@ def registrations_record(changes: dict[int, RegistrationStatus]) -> int:
         update_fields=["state", "reason", "changed_at", "expires_at"],
     )
     return len(rows)
+
+
+def pbx_switch_record(*, pbx: PbxSettings | None, previous: PbxSettings | None) -> int:
+    """The SIP process switches from ``previous`` to ``pbx``: record the PBX it talks to
+    now and reset the states of the users it held, so the progress the pages show counts
+    only what the new PBX has accepted (none yet). Return how many states were reset.
+
+    With a PBX every user this server held is back to registering; without one (an empty
+    ``sip.registrar``) they are not registered."""
+    close_old_connections()
+    now = datetime.now(UTC)
+    link = PbxLink.load()
+    link.registrar = pbx_text(pbx)
+    link.transport = pbx.transport if pbx else ""
+    link.domain = pbx.domain if pbx else ""
+    link.previous = pbx_text(previous)
+    link.since = now
+    link.save()
+    held = SipRegistration.objects.exclude(state=SipRegistration.State.UNREGISTERED)
+    if pbx is None:
+        state, reason = SipRegistration.State.UNREGISTERED, "no registrar (sip.registrar is empty)"
+    else:
+        state, reason = SipRegistration.State.PENDING, f"registering with {link.registrar}"
+    return held.update(state=state, reason=reason, changed_at=now, expires_at=None)
 
 
 def peer_registration_rows_parse(value: Any) -> list[PeerRegistration]:
@@ -259,6 +291,12 @@ class RegistrationRunner:
         return min(self.MAX_BACKOFF, self.poll * 2 ** min(self._failures - 1, 6))
 
     async def _switch(self, pbx: PbxSettings | None) -> None:
+        """Leave the PBX in use (un-registering its users) and register with ``pbx``.
+        Every state is reset first: what the old client reported and is not written yet
+        is about the old PBX. Its un-REGISTERs are recorded for the users it leaves; the
+        new client reports each user it registers afresh, which overrides them."""
+        self._buffer.clear()
+        await asyncio.to_thread(pbx_switch_record, pbx=pbx, previous=self.pbx)
         if self.client is not None:
             logger.info("PBX settings changed: un-registering from %s", self.pbx)
             await self.client.stop(unregister=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from core.assignment import BOTH, SLOTS, Assignment, other_slot
 from core.health import engine_fresh
 from core.models import NodeState
 from core.selectors import config_read
-from users.models import DectUser, PeerRegistration, SipRegistration
+from users.models import DectUser, PbxLink, PeerRegistration, SipRegistration
 
 LETTER = {"master": "M", "slave": "S", "single": "M"}
 # Registration states a heartbeat carries at most: 10,000 users reach the peer in 5 beats.
@@ -71,6 +72,72 @@ def registration_progress() -> tuple[int, int]:
         user__in=users, state=SipRegistration.State.REGISTERED
     ).count()
     return registered, handled
+
+
+@dataclass(frozen=True)
+class SipSummary:
+    """The registration state of the users this server handles, and the PBX it talks to."""
+
+    registrar: str  # as configured (sip.registrar); '' none
+    talking_to: str  # the PBX the SIP process uses now, host:port; '' none
+    transport: str
+    switched_from: str  # the PBX before the last switch ('' none: a first registration)
+    since: datetime | None  # when the SIP process switched to ``talking_to``
+    handled: int
+    registered: int
+    pending: int
+    failed: int
+    last_error: str  # the latest failure's reason ('' none)
+    last_error_at: datetime | None
+
+    @property
+    def unregistered(self) -> int:
+        return self.handled - self.registered - self.pending - self.failed
+
+    @property
+    def progress(self) -> str:
+        """'re-registering with <registrar>: N of M registered' while users of this server
+        are still waiting for the PBX's answer; '' once each has one."""
+        if not self.pending or not self.talking_to:
+            return ""
+        verb = "re-registering" if self.switched_from else "registering"
+        return f"{verb} with {self.talking_to}: {self.registered} of {self.handled} registered"
+
+
+def sip_summary() -> SipSummary:
+    """How many of the users this server handles are registered, registering, failed and
+    not registered, the PBX its SIP process talks to, and the last error a PBX gave."""
+    users = handled_users()
+    state = SipRegistration.State
+    counts = users.aggregate(
+        handled=Count("id"),
+        registered=Count("id", filter=Q(registration__state=state.REGISTERED)),
+        pending=Count("id", filter=Q(registration__state=state.PENDING)),
+        failed=Count("id", filter=Q(registration__state=state.FAILED)),
+    )
+    last = (
+        SipRegistration.objects.filter(user__in=users, state=state.FAILED)
+        .order_by("-changed_at")
+        .values_list("reason", "changed_at")
+        .first()
+    )
+    link = PbxLink.load()
+    return SipSummary(
+        registrar=config_read()["sip.registrar"],
+        talking_to=link.registrar,
+        transport=link.transport,
+        switched_from=link.previous,
+        since=link.since,
+        last_error=last[0] if last else "",
+        last_error_at=last[1] if last else None,
+        **counts,
+    )
+
+
+def peer_registering() -> int:
+    """How many users the peer is registering (waiting for the PBX's answer), as its
+    heartbeats last said."""
+    return PeerRegistration.objects.filter(state=SipRegistration.State.PENDING).count()
 
 
 def registrations_changed_since(

@@ -7,11 +7,16 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from basestations.selectors import handsets_last_seen
+from core import config
+from core.locks import write_check
+from core.rules import Scope
+from core.selectors import config_read
+from core.services import config_update
 from users import csv_io, services
 from users.filters import DectUserFilter
-from users.forms import CsvImportForm, DectUserForm
+from users.forms import CsvImportForm, DectUserForm, SipSettingsForm
 from users.models import DectUser
-from users.selectors import own_letter, users_with_node
+from users.selectors import own_letter, sip_summary, users_with_node
 from users.tables import DectUserTable
 
 PER_PAGE = 50
@@ -115,3 +120,47 @@ def user_import(request):
             return redirect("user_list")
     return render(request, "users/import.html", {"form": form, "report": report,
                                                  "columns": csv_io.COLUMNS})  # fmt: skip
+
+
+def sip_settings(request):
+    """Configuration > SIP: the PBX settings (the master's, replicated) and this server's
+    registration state, which the page polls."""
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "users/partials/sip_state.html", {"sip": sip_summary()})
+    if request.method == "POST":
+        # Shared settings: refused with 423 on a backup and during a failover, before
+        # anything is looked at.
+        write_check(Scope.SHARED)
+        form = SipSettingsForm(request.POST)
+        if form.is_valid():
+            try:
+                change = config_update(changes=form.changes(), actor=request.user.username)
+            except config.ConfigError as exc:
+                form.add_config_errors(exc)
+            else:
+                for note in change.notes:
+                    messages.info(request, note)
+                _sip_saved(request, change.changed)
+                return redirect("sip_settings")
+    else:
+        form = SipSettingsForm(initial=SipSettingsForm.initial_from(config_read()))
+    return render(request, "users/sip_settings.html", {"form": form, "sip": sip_summary()})
+
+
+def _sip_saved(request, changed: dict) -> None:
+    if not changed:
+        messages.info(request, "Nothing changed.")
+        return
+    messages.success(request, "SIP settings saved.")
+    values = config_read()
+    registrar = values["sip.registrar"]
+    single = values["redundancy.mode"] == "single"
+    if not registrar:
+        who = "this server un-registers its" if single else "both servers un-register their"
+        messages.warning(request, f"No registrar: {who} users, which cannot make calls.")
+    else:
+        who = "This server registers its" if single else "Both servers register their"
+        messages.info(
+            request,
+            f"{who} users again with {registrar}; the Status page shows the progress.",
+        )

@@ -108,3 +108,30 @@ def test_a_split_brain_shows_peer_unreachable_and_no_takeover(paired_master, adm
     page = admin_client.get(reverse("status")).text
     assert "Peer unreachable, no takeover: 0 of 10 base stations" in page
     assert card(page, "kws-a")["phase"] == "peer lost"
+
+
+def test_a_change_of_pbx_shows_the_re_registration_progress_of_both_servers(
+    paired_master, admin_client
+):
+    from users.models import PbxLink, PeerRegistration
+
+    now = timezone.now()
+    PbxLink.objects.create(pk=1, registrar="127.0.0.1:5060", transport="udp",
+                           previous="127.0.0.1:5070", since=now)  # fmt: skip
+    waiting_here = DectUser.objects.filter(home="A", registration__isnull=True).get()
+    SipRegistration.objects.create(user=waiting_here, state="pending", changed_at=now)
+    waiting_there = DectUser.objects.filter(home="B").first()
+    PeerRegistration.objects.create(user=waiting_there, state="pending", changed_at=now)
+    page = admin_client.get(reverse("status")).text
+    assert card(page, "kws-a")["sip-progress"] == (
+        "Re-registering with 127.0.0.1:5060: 19 of 20 registered"
+    )
+    # The peer's figures are those of its heartbeat.
+    assert card(page, "kws-b")["sip-progress"] == (
+        "Re-registering with 127.0.0.1:5060: 18 of 20 registered"
+    )
+    # Done once every user has the PBX's answer: the line goes.
+    SipRegistration.objects.filter(user=waiting_here).update(state="failed")
+    PeerRegistration.objects.filter(user=waiting_there).update(state="registered")
+    page = admin_client.get(reverse("status")).text
+    assert "sip-progress" not in page

@@ -11,7 +11,7 @@ from django.db import connections
 
 from core.services import config_update
 from tests.redundancy.test_replication_fakes import become_master
-from users.models import DectUser, SipRegistration
+from users.models import DectUser, PbxLink, SipRegistration
 from users.registration import RegistrationRunner
 from users.services import dect_user_create, dect_user_delete
 
@@ -69,3 +69,38 @@ def test_deleted_and_handed_over_users_are_unregistered(kamailio, settings):
     assert {e: s for e, s in _states().items() if e != handed.extension} == {
         "2002": "registered", "2003": "registered", "2004": "registered",
     }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)  # the runner reads the database from its threads
+def test_a_change_of_registrar_moves_every_user_to_the_new_pbx(kamailio_factory):
+    old, new = kamailio_factory(), kamailio_factory()
+    users = [dect_user_create(actor="test", extension=str(2000 + n), sip_username=f"u{n}",
+                              sip_password=f"pw-{n}") for n in range(4)]  # fmt: skip
+    for pbx in (old, new):
+        pbx.add_subscribers((u.sip_username, pbx.host, u.sip_password) for u in users)
+    config_update(changes={"sip.registrar": f"{old.host}:{old.port}", "sip.domain": old.host},
+                  actor="test")  # fmt: skip
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_default_executor(executor)
+        runner, stop = RegistrationRunner(poll=0.1, flush=0.05), asyncio.Event()
+        running = asyncio.create_task(runner.run(stop))
+        try:
+            await _until("all four with the first PBX", lambda: len(old.location()) == 4)
+            await _until("all four recorded", lambda: set(_states().values()) == {"registered"})
+            await asyncio.to_thread(
+                config_update, changes={"sip.registrar": f"{new.host}:{new.port}"}, actor="test"
+            )
+            await _until("all four with the new PBX", lambda: len(new.location()) == 4)
+            await _until("none left with the old one", lambda: not old.location())
+            await _until("all four recorded again",
+                         lambda: set(_states().values()) == {"registered"})  # fmt: skip
+        finally:
+            stop.set()
+            await running
+            await asyncio.to_thread(connections.close_all)
+
+    asyncio.run(scenario())
+    link = PbxLink.load()
+    assert (link.registrar, link.previous) == (f"{new.host}:{new.port}", f"{old.host}:{old.port}")

@@ -45,6 +45,11 @@ class PbxSettings:
     rate: int
     expires: int
 
+    @property
+    def address(self) -> tuple[tuple[str, int], str, str]:
+        """What a registration is bound to: a change of it means registering again."""
+        return self.server, self.transport, self.domain
+
 
 def pbx_text(pbx: PbxSettings | None) -> str:
     """``host:port`` of a PBX as the pages show it; '' for none."""
@@ -245,7 +250,13 @@ class RegistrationRunner:
         pbx, accounts, ids = await asyncio.to_thread(desired_accounts)
         self._paired = await asyncio.to_thread(_paired)
         if pbx != self.pbx:
-            await self._switch(pbx)
+            if self.client and pbx and self.pbx and pbx.address == self.pbx.address:
+                # Only the rate or the expiry: the registrations stand.
+                self.client.retune(rate=pbx.rate, expires=pbx.expires)
+                logger.info("registering at %s/s, expiry %s s", pbx.rate, pbx.expires)
+                self.pbx = pbx
+            else:
+                await self._switch(pbx)
         self._gone_ids.update({u: i for u, i in self.ids.items() if u not in ids})
         self.ids = ids
         if self.client is not None:

@@ -147,6 +147,10 @@ def sip_settings(request):
     return render(request, "users/sip_settings.html", {"form": form, "sip": sip_summary()})
 
 
+# A change of these makes the SIP process register every user again (users/registration.py).
+_REREGISTER_KEYS = {"sip.registrar", "sip.transport", "sip.domain"}
+
+
 def _sip_saved(request, changed: dict) -> None:
     if not changed:
         messages.info(request, "Nothing changed.")
@@ -158,9 +162,15 @@ def _sip_saved(request, changed: dict) -> None:
     if not registrar:
         who = "this server un-registers its" if single else "both servers un-register their"
         messages.warning(request, f"No registrar: {who} users, which cannot make calls.")
-    else:
+    elif _REREGISTER_KEYS & set(changed):
         who = "This server registers its" if single else "Both servers register their"
         messages.info(
             request,
             f"{who} users again with {registrar}; the Status page shows the progress.",
+        )
+    else:
+        messages.info(
+            request,
+            "The rate applies from the next registration and the expiry at each refresh; "
+            "registered users stay registered.",
         )

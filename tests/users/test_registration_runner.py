@@ -20,6 +20,10 @@ def _states() -> dict[str, str]:
     return dict(SipRegistration.objects.values_list("user__extension", "state"))
 
 
+def _changed_at() -> dict[str, object]:
+    return dict(SipRegistration.objects.values_list("user__extension", "changed_at"))
+
+
 async def _until(what: str, check, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not await asyncio.to_thread(check):
@@ -72,7 +76,7 @@ def test_deleted_and_handed_over_users_are_unregistered(kamailio, settings):
 
 
 @pytest.mark.django_db(transaction=True)  # the runner reads the database from its threads
-def test_a_change_of_registrar_moves_every_user_to_the_new_pbx(kamailio_factory):
+def test_a_change_of_registrar_moves_every_user_to_the_new_pbx_and_of_rate_none(kamailio_factory):
     old, new = kamailio_factory(), kamailio_factory()
     users = [dect_user_create(actor="test", extension=str(2000 + n), sip_username=f"u{n}",
                               sip_password=f"pw-{n}") for n in range(4)]  # fmt: skip
@@ -89,6 +93,14 @@ def test_a_change_of_registrar_moves_every_user_to_the_new_pbx(kamailio_factory)
         try:
             await _until("all four with the first PBX", lambda: len(old.location()) == 4)
             await _until("all four recorded", lambda: set(_states().values()) == {"registered"})
+            # Another rate or expiry keeps the registrations: no state is reset.
+            client, before = runner.client, await asyncio.to_thread(_changed_at)
+            await asyncio.to_thread(
+                config_update, changes={"sip.rate": "7", "sip.expires": "120"}, actor="test"
+            )
+            await _until("the new rate applied", lambda: runner.pbx.rate == 7)
+            assert runner.client is client and (client.rate, client.expires) == (7, 120)
+            assert await asyncio.to_thread(_changed_at) == before
             await asyncio.to_thread(
                 config_update, changes={"sip.registrar": f"{new.host}:{new.port}"}, actor="test"
             )

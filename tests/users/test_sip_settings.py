@@ -208,3 +208,13 @@ def test_a_switch_to_no_pbx_leaves_every_user_not_registered():
     assert set(SipRegistration.objects.values_list("state", flat=True)) == {"unregistered"}
     assert PbxLink.load().registrar == ""
     assert DectUser.objects.count() == 3
+
+
+def test_a_new_rate_or_expiry_alone_says_registered_users_stay_registered(admin_client):
+    admin_client.post(URL, GOOD)
+    response = admin_client.post(URL, {**GOOD, "rate": "20", "expires": "900"}, follow=True)
+    assert "registered users stay registered" in response.text
+    assert "register its users again" not in response.text
+    assert (config_read()["sip.rate"], config_read()["sip.expires"]) == (20, 900)
+    response = admin_client.post(URL, {**GOOD, "rate": "20", "expires": "900"}, follow=True)
+    assert "Nothing changed." in response.text

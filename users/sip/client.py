@@ -304,6 +304,18 @@ class SipRegistrationClient:
                 self._schedule(acc, 0.0, now)
         self._wake.set()
 
+    def retune(self, *, rate: float | None, expires: int) -> None:
+        """Use a new rate and requested expiry without registering anyone again: the rate
+        from the next attempt, the expiry at each account's next refresh (a PBX that wants
+        more raises it again with its 423)."""
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive or None")
+        self.rate, self.expires = rate, expires
+        for acc in self._accounts.values():
+            acc.expires = expires
+        if self._scheduler is not None:
+            self._wake.set()
+
     def status(self, user: str) -> RegistrationStatus | None:
         """The account's current status, the final one of a removed account, or None."""
         acc = self._accounts.get(user)
@@ -364,8 +376,8 @@ class SipRegistrationClient:
     async def _schedule_loop(self) -> None:
         loop = self._loop
         heap, ready = self._heap, self._ready
-        burst = max(1.0, (self.rate or 0) / 20)  # tokens; keeps the rate smooth
         while True:
+            burst = max(1.0, (self.rate or 0) / 20)  # tokens; keeps the rate smooth
             now = loop.time()
             while heap and heap[0][0] <= now:
                 _, _, token, user = heapq.heappop(heap)

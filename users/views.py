@@ -125,7 +125,7 @@ def user_import(request):
 def sip_settings(request):
     """Configuration > SIP: the PBX settings (the master's, replicated) and this server's
     registration state, which the page polls."""
-    if request.htmx and not request.htmx.boosted:
+    if request.method == "GET" and request.htmx and not request.htmx.boosted:
         return render(request, "users/partials/sip_state.html", {"sip": sip_summary()})
     if request.method == "POST":
         # Shared settings: refused with 423 on a backup and during a failover, before

@@ -25,6 +25,7 @@ from django.db import close_old_connections
 
 from core.health import health_stamp
 from core.selectors import config_read
+from core.services import event_record
 from users.config import registrar_address
 from users.models import DectUser, PbxLink, PeerRegistration, SipRegistration
 from users.selectors import handled_users
@@ -135,7 +136,16 @@ def pbx_switch_record(*, pbx: PbxSettings | None, previous: PbxSettings | None) 
         state, reason = SipRegistration.State.UNREGISTERED, "no registrar (sip.registrar is empty)"
     else:
         state, reason = SipRegistration.State.PENDING, f"registering with {link.registrar}"
-    return held.update(state=state, reason=reason, changed_at=now, expires_at=None)
+    reset = held.update(state=state, reason=reason, changed_at=now, expires_at=None)
+    if previous is not None:  # a change of PBX, not the SIP process starting
+        if pbx is None:
+            message = f"No registrar: users un-registered from {link.previous}"
+        else:
+            message = (
+                f"PBX changed from {link.previous}: re-registering users with {link.registrar}"
+            )
+        event_record(kind="sip", message=message)
+    return reset
 
 
 def peer_registration_rows_parse(value: Any) -> list[PeerRegistration]:

@@ -195,6 +195,9 @@ def test_a_switch_of_pbx_resets_the_states_so_the_progress_starts_from_none():
     assert sorted(states.values()) == ["pending"] * 4 + ["unregistered"]
     link = PbxLink.load()
     assert (link.registrar, link.previous) == ("127.0.0.1:5070", "127.0.0.1:5060")
+    assert Event.objects.filter(kind="sip").get().message == (
+        "PBX changed from 127.0.0.1:5060: re-registering users with 127.0.0.1:5070"
+    )
     from users.selectors import sip_summary
 
     config_update(changes={"sip.registrar": "127.0.0.1:5070"}, actor="test")
@@ -207,6 +210,12 @@ def test_a_switch_to_no_pbx_leaves_every_user_not_registered():
     assert pbx_switch_record(pbx=None, previous=pbx(5060)) == 3
     assert set(SipRegistration.objects.values_list("state", flat=True)) == {"unregistered"}
     assert PbxLink.load().registrar == ""
+    assert Event.objects.filter(kind="sip").get().message == (
+        "No registrar: users un-registered from 127.0.0.1:5060"
+    )
+    # The SIP process starting is no change of PBX.
+    pbx_switch_record(pbx=pbx(5060), previous=None)
+    assert Event.objects.filter(kind="sip").count() == 1
     assert DectUser.objects.count() == 3
 
 

@@ -82,6 +82,12 @@ def test_the_sip_page_sets_the_pbx_of_both_servers_and_a_new_one_re_registers_th
 
         wait_until(both_shown, timeout=20, what="both servers' progress on the Status page")
         assert progress(backup.get("/").text, "backup") == line
+        changed = (
+            f"PBX changed from 127.0.0.1:{first.port}: re-registering users with "
+            f"127.0.0.1:{second.port}"
+        )
+        for db in (pair.master_db, pair.backup_db):
+            assert [message for _, message in db.events("sip")] == [changed]
 
         # The new registrar answers: every user registers with it, and the line goes.
         second.start()

@@ -7,6 +7,11 @@ from core.config import Key, check_host, int_between, optional, split_peer
 
 SIP_PORT = 5060
 
+# What a registration is bound to: a change of one of these makes both servers register
+# every user again (users/registration.py ``PbxSettings.address``); a new rate or expiry
+# applies to the registrations as they stand.
+REREGISTER_KEYS = frozenset({"sip.registrar", "sip.transport", "sip.domain"})
+
 
 def registrar_address(text: str) -> tuple[str, int]:
     """The (host, port) of ``sip.registrar``; the SIP port 5060 when none is given."""

@@ -48,7 +48,8 @@ class PbxSettings:
 
     @property
     def address(self) -> tuple[tuple[str, int], str, str]:
-        """What a registration is bound to: a change of it means registering again."""
+        """What a registration is bound to (``users.config.REREGISTER_KEYS``): a change of
+        it means registering every user again."""
         return self.server, self.transport, self.domain
 
 

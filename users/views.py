@@ -13,6 +13,7 @@ from core.rules import Scope
 from core.selectors import config_read
 from core.services import config_update
 from users import csv_io, services
+from users.config import REREGISTER_KEYS
 from users.filters import DectUserFilter
 from users.forms import CsvImportForm, DectUserForm, SipSettingsForm
 from users.models import DectUser
@@ -147,10 +148,6 @@ def sip_settings(request):
     return render(request, "users/sip_settings.html", {"form": form, "sip": sip_summary()})
 
 
-# A change of these makes the SIP process register every user again (users/registration.py).
-_REREGISTER_KEYS = {"sip.registrar", "sip.transport", "sip.domain"}
-
-
 def _sip_saved(request, changed: dict) -> None:
     if not changed:
         messages.info(request, "Nothing changed.")
@@ -162,7 +159,7 @@ def _sip_saved(request, changed: dict) -> None:
     if not registrar:
         who = "this server un-registers its" if single else "both servers un-register their"
         messages.warning(request, f"No registrar: {who} users, which cannot make calls.")
-    elif _REREGISTER_KEYS & set(changed):
+    elif REREGISTER_KEYS & set(changed):
         who = "This server registers its" if single else "Both servers register their"
         messages.info(
             request,

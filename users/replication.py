@@ -83,6 +83,9 @@ def register() -> None:
             _user_snapshot,
             _user_restore,
             sequence_models=(DectUser,),
+            title="users",
+            row_label=lambda row: f"{row['extension']} {row['display_name']}".strip(),
+            secret_fields=frozenset({"sip_password"}),
         )
     )
     entity_register(Entity("user_assignment", frozenset({"set"}), _user_assignment_apply))

@@ -250,7 +250,7 @@ def _config_plan(backup: BackupFile, values: dict[str, Any], plan: RestorePlan, 
                 old_text, new_text = "", "changed"
             plan.config.append(KeyChange(name, key.label, old_text, new_text, key.secret))
     left_out = [n for n, k in config.KEYS.items() if k.secret and not k.local and n not in shared]
-    if left_out:
+    if left_out and backup.secrets:
         plan.notes.append(
             f"Not in the file, kept as they are on this server: {', '.join(sorted(left_out))}."
         )
@@ -342,9 +342,10 @@ def _plan(backup: BackupFile, *, actor: str) -> tuple[RestorePlan, _Writes]:
                 f"{hidden} (the file has no secrets): set them after the restore."
             )
     if not backup.secrets:
+        kept = sorted(n for n, k in config.KEYS.items() if k.secret and not k.local)
+        kept += sorted({f for spec in ENTITIES.values() for f in spec.secret_fields})
         plan.notes.append(
-            "This file holds no secrets: this server keeps its own secret values "
-            "(secret keys, SIP passwords, password hashes)."
+            f"This file holds no secrets: this server keeps its own ({', '.join(kept)})."
         )
     _own_account_notes(plan, actor)
     return plan, writes

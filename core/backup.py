@@ -333,6 +333,9 @@ def _plan(backup: BackupFile, *, actor: str) -> tuple[RestorePlan, _Writes]:
         changes, rows = _entity_plan(
             name, entities[name], current[name], secrets_in_file=backup.secrets
         )
+        refusal = ENTITIES[name].restore_check(rows)
+        if refusal:
+            raise RestoreError(f"Refused, nothing changed: the file's {changes.title}: {refusal}.")
         plan.entities.append(changes)
         writes.rows[name] = rows
         if not backup.secrets and changes.added and ENTITIES[name].secret_fields:

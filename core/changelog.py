@@ -54,7 +54,9 @@ class Entity:
     For backup files and their restore preview (``core.backup``): ``title`` names the
     rows to an administrator, ``row_key`` identifies a snapshot row (default: its
     ``id``), ``row_label`` names it in a list, and ``secret_fields`` are left out of a
-    backup file without secrets (a restore keeps this server's values of them).
+    backup file without secrets (a restore keeps this server's values of them);
+    ``restore_check(rows)`` returns why a restore of these rows is refused (a license's
+    user count), or ''.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Entity:
     row_key: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
     row_label: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
     secret_fields: frozenset[str] = frozenset()
+    restore_check: Callable[[list[dict[str, Any]]], str] = lambda rows: ""
 
 
 ENTITIES: dict[str, Entity] = {}

@@ -329,3 +329,16 @@ def _run(*args):
     out = io.StringIO()
     call_command("kwsconfig", *args, stdout=out)
     return out.getvalue()
+
+
+def test_more_users_than_the_licenses_allow_are_refused(system, licensed):
+    from licensing.products import USER_LICENSE
+    from licensing.services import license_install
+
+    ari = config_read()["system.ari"]
+    dect_user_delete(user=DectUser.objects.get(extension="2002"), actor="test")
+    license_install(text=licensed.issue(ari=ari, product=USER_LICENSE, users=1), actor="test")
+    before = state()
+    with pytest.raises(RestoreError, match="allow 1 users and this would make 2"):
+        restore(system, dry_run=True)
+    assert state() == before

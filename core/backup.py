@@ -346,7 +346,11 @@ def _plan(backup: BackupFile, *, actor: str) -> tuple[RestorePlan, _Writes]:
             )
     if not backup.secrets:
         kept = sorted(n for n, k in config.KEYS.items() if k.secret and not k.local)
-        kept += sorted({f for spec in ENTITIES.values() for f in spec.secret_fields})
+        kept += [
+            f"the {field} of the {spec.title or name}"
+            for name, spec in ENTITIES.items()
+            for field in sorted(spec.secret_fields)
+        ]
         plan.notes.append(
             f"This file holds no secrets: this server keeps its own ({', '.join(kept)})."
         )

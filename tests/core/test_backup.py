@@ -5,6 +5,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from accounts.services import admin_account_create
 from basestations.models import BaseStation
 from basestations.services import basestation_create, basestation_update, media_resource_create
 from core import backupfile
@@ -72,6 +73,7 @@ def change_everything():
     )
     media_resource_create(actor="test", name="media-1", mac="00:30:42:00:00:99")
     config_update(changes={"sip.domain": "other.example", "sip.rate": "50"}, actor="test")
+    admin_account_create(username="bob", password="a password of bob's")
 
 
 def test_the_preview_lists_every_kind_of_change_and_equals_what_is_applied(system):
@@ -91,6 +93,8 @@ def test_the_preview_lists_every_kind_of_change_and_equals_what_is_applied(syste
     devices = next(e for e in preview.entities if e.name == "device")
     assert [r.label for r in devices.removed] == ["media resource media-1 (00:30:42:00:00:99)"]
     assert devices.changed[0].fields == ("location: 'Hall 2' → ''",)
+    accounts = next(e for e in preview.entities if e.name == "admin_account")
+    assert [r.label for r in accounts.removed] == ["bob"] and not accounts.changed
     # The preview changed nothing.
     assert DectUser.objects.filter(extension="2003").exists()
     assert config_read()["sip.domain"] == "other.example"
@@ -105,6 +109,7 @@ def test_the_preview_lists_every_kind_of_change_and_equals_what_is_applied(syste
     assert users_after["2001"]["sip_password"] == "anna-sip-pw"
     assert users_after["2002"]["sip_password"] == ""
     assert after_rows["device"] == before_rows["device"]
+    assert after_rows["admin_account"] == before_rows["admin_account"]
     assert not restore(system, dry_run=True).changes
 
 
@@ -342,3 +347,8 @@ def test_more_users_than_the_licenses_allow_are_refused(system, licensed):
     with pytest.raises(RestoreError, match="allow 1 users and this would make 2"):
         restore(system, dry_run=True)
     assert state() == before
+
+
+def test_the_preview_warns_an_administrator_whose_account_the_file_removes(system, admin_user):
+    notes = restore(system, dry_run=True).notes
+    assert any("Your own account alice is not in the file" in note for note in notes)

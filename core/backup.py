@@ -193,7 +193,7 @@ def backup_open(data: bytes, *, passphrase: str = "") -> BackupFile:
             f"Refused, nothing changed: this file is from another system (database UUID "
             f"{backup.database_uuid or '(none)'}, written on {backup.header['node']}); this "
             f"system's is {ours or '(none)'}. Restore a backup of this system. To move that "
-            f"system's configuration onto this server, first give it that database UUID "
+            f"system's configuration onto this server, first give this server that UUID "
             f"(kwsconfig set redundancy.database_uuid {backup.database_uuid}) and pair its "
             "backup again."
         )
@@ -415,8 +415,10 @@ def backup_restore(
                 with transaction.atomic():
                     _apply(writes, dry_run=dry_run)
             except (ApplyError, IntegrityError, DataError, ValueError, TypeError) as exc:
+                # The database's first line names the constraint, not the rows' values.
+                cause = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise RestoreError(
-                    f"Refused, nothing changed: the file's data cannot be stored: {exc}"
+                    f"Refused, nothing changed: the file's data cannot be stored: {cause}"
                 ) from None
             if dry_run:
                 raise _DryRun(plan)

@@ -61,4 +61,17 @@ def _restore(rows: list[dict[str, Any]]) -> None:
 
 
 def register() -> None:
-    entity_register(Entity(ENTITY, frozenset({"upsert", "delete"}), _apply, _snapshot, _restore))
+    entity_register(
+        Entity(
+            ENTITY,
+            frozenset({"upsert", "delete"}),
+            _apply,
+            _snapshot,
+            _restore,
+            title="administrator accounts",
+            row_key=lambda row: str(row["username"]),
+            row_label=lambda row: str(row["username"]),
+            # The password hash: a backup file without secrets leaves it out.
+            secret_fields=frozenset({"password"}),
+        )
+    )

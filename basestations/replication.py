@@ -85,6 +85,11 @@ def _restore(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def _row_label(row: dict[str, Any]) -> str:
+    kind = "base station" if row["kind"] == "rfp" else "media resource"
+    return f"{kind} {row['name']} ({row['mac']})"
+
+
 def register() -> None:
     entity_register(
         Entity(
@@ -94,5 +99,8 @@ def register() -> None:
             _snapshot,
             _restore,
             sequence_models=(BaseStation, MediaResource),
+            title="base stations and media resources",
+            row_key=lambda row: f"{row['kind']}:{row['id']}",
+            row_label=_row_label,
         )
     )

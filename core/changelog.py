@@ -18,11 +18,12 @@ for the backup registers itself here as a commit hook.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
@@ -49,6 +50,13 @@ class Entity:
     them; entities that only change other entities' rows have neither.
     ``sequence_models`` get their id sequence reset after rows with explicit
     ids were written, so a promoted backup can create rows.
+
+    For backup files and their restore preview (``core.backup``): ``title`` names the
+    rows to an administrator, ``row_key`` identifies a snapshot row (default: its
+    ``id``), ``row_label`` names it in a list, and ``secret_fields`` are left out of a
+    backup file without secrets (a restore keeps this server's values of them);
+    ``restore_check(rows)`` returns why a restore of these rows is refused (a license's
+    user count), or ''.
     """
 
     name: str
@@ -57,6 +65,11 @@ class Entity:
     snapshot: Callable[[], list[dict[str, Any]]] | None = None
     restore: Callable[[list[dict[str, Any]]], None] | None = None
     sequence_models: tuple[type[models.Model], ...] = ()
+    title: str = ""
+    row_key: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
+    row_label: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
+    secret_fields: frozenset[str] = frozenset()
+    restore_check: Callable[[list[dict[str, Any]]], str] = lambda rows: ""
 
 
 ENTITIES: dict[str, Entity] = {}
@@ -148,6 +161,25 @@ def changelog_retire() -> ChangeLogHead:
     head.save()
     ChangeLogEntry.objects.all().delete()
     return head
+
+
+def changelog_retired_notify() -> None:
+    """After ``changelog_retire`` in the caller's transaction: run the commit hooks for the
+    new log's head once it commits, so a backup in sync resyncs at once (its snapshot is
+    what the nudge waits for)."""
+    head = changelog_head()
+    seq, log_id = head.seq, head.log_id
+    for hook in _commit_hooks:
+        transaction.on_commit(lambda hook=hook: hook(seq, log_id), robust=True)
+
+
+def sequences_reset(model_classes: Iterable[type[models.Model]]) -> None:
+    """Move the id sequences of ``model_classes`` past the rows written with explicit ids."""
+    statements = connection.ops.sequence_reset_sql(no_style(), list(model_classes))
+    if statements:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
 
 
 def changelog_trim(*, keep: int = TRIM_KEEP) -> int:

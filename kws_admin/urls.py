@@ -29,12 +29,7 @@ urlpatterns = [
         name="phonebook_settings",
     ),
     # Administration > Backup and restore
-    path(
-        "administration/backup/",
-        views.placeholder,
-        {"title": "Backup and restore", "text": "the configuration backup"},
-        name="backup_restore",
-    ),
+    path("administration/backup/", include("kws_admin.backup_urls")),
     path("partials/node-header/", views.node_header, name="node_header"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

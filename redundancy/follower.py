@@ -25,12 +25,10 @@ its entities); the master's side is ``redundancy.durability``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from django.core.management.color import no_style
-from django.db import DataError, IntegrityError, connection, models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -41,6 +39,7 @@ from core.changelog import (
     EntryPayload,
     changelog_head,
     changelog_retire,
+    sequences_reset,
 )
 from core.models import Event, NodeState, Phase
 from core.peer import PeerClient, PeerError
@@ -148,14 +147,6 @@ def _resync_reason(state: ReplicationState, page: _Page) -> str:
     return ""
 
 
-def _sequences_reset(model_classes: Iterable[type[models.Model]]) -> None:
-    statements = connection.ops.sequence_reset_sql(no_style(), list(model_classes))
-    if statements:
-        with connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
-
-
 def _entry_apply(entry: EntryPayload) -> Entity:
     spec = ENTITIES.get(entry["entity"])
     if spec is None or entry["op"] not in spec.ops:
@@ -180,7 +171,7 @@ def _batch_apply(expected: int, page: _Page) -> int | None:
             if int(entry["seq"]) != expected + offset + 1:
                 raise ApplyError(f"entry #{entry['seq']} out of order after #{expected + offset}")
             touched.update(_entry_apply(entry).sequence_models)
-        _sequences_reset(touched)
+        sequences_reset(touched)
         last = page.entries[-1]
         state.position = int(last["seq"])
         state.master_head = page.head
@@ -223,7 +214,7 @@ def _snapshot_apply(answer: Any, reason: str, seen: tuple[int, str]) -> int | No
             if spec.restore is not None:
                 spec.restore(tables.get(name, []))
                 touched.extend(spec.sequence_models)
-        _sequences_reset(touched)
+        sequences_reset(touched)
         local = changelog_retire()
         state.master_uuid = str(answer["database_uuid"])
         state.master_log_id = log_id

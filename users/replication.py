@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.changelog import ApplyError, Entity, changelog_append, entity_register
+from licensing.selectors import user_limit_message
 from users.models import DectUser
 
 _USER_FIELDS = [f.attname for f in DectUser._meta.concrete_fields]
@@ -83,6 +84,10 @@ def register() -> None:
             _user_snapshot,
             _user_restore,
             sequence_models=(DectUser,),
+            title="users",
+            row_label=lambda row: f"{row['extension']} {row['display_name']}".strip(),
+            secret_fields=frozenset({"sip_password"}),
+            restore_check=lambda rows: user_limit_message(users_after=len(rows)),
         )
     )
     entity_register(Entity("user_assignment", frozenset({"set"}), _user_assignment_apply))

@@ -27,12 +27,7 @@ urlpatterns = [
         name="sip_settings",
     ),
     # Configuration > Corporate phonebook
-    path(
-        "configuration/phonebook/",
-        views.placeholder,
-        {"title": "Corporate phonebook", "text": "the LDAP phonebook"},
-        name="phonebook_settings",
-    ),
+    path("configuration/phonebook/", include("phonebook.urls")),
     # Administration > Backup and restore
     path(
         "administration/backup/",

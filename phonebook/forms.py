@@ -16,6 +16,9 @@ FIELD_KEYS = {
 }
 
 
+WIDE = forms.TextInput(attrs={"size": 56})
+
+
 def _help(name: str) -> str:
     return core_config.KEYS[FIELD_KEYS[name]].help
 
@@ -24,9 +27,15 @@ class PhonebookForm(forms.Form):
     source = forms.ChoiceField(
         label="Source", choices=list(config.SOURCE_LABELS.items()), help_text=_help("source")
     )
-    ldap_url = forms.CharField(label="LDAP server", required=False, help_text=_help("ldap_url"))
-    base_dn = forms.CharField(label="Base DN", required=False, help_text=_help("base_dn"))
-    bind_dn = forms.CharField(label="Bind DN", required=False, help_text=_help("bind_dn"))
+    ldap_url = forms.CharField(
+        label="LDAP server", required=False, widget=WIDE, help_text=_help("ldap_url")
+    )
+    base_dn = forms.CharField(
+        label="Base DN", required=False, widget=WIDE, help_text=_help("base_dn")
+    )
+    bind_dn = forms.CharField(
+        label="Bind DN", required=False, widget=WIDE, help_text=_help("bind_dn")
+    )
     bind_password = forms.CharField(
         label="Bind password",
         required=False,
@@ -35,7 +44,9 @@ class PhonebookForm(forms.Form):
         help_text="Leave empty to keep the current password.",
     )
     clear_password = forms.BooleanField(label="Remove the bind password", required=False)
-    filter = forms.CharField(label="Search filter", required=False, help_text=_help("filter"))
+    filter = forms.CharField(
+        label="Search filter", required=False, widget=WIDE, help_text=_help("filter")
+    )
     name_attribute = forms.CharField(label="Name attribute", help_text=_help("name_attribute"))
     number_attribute = forms.CharField(
         label="Number attribute", help_text=_help("number_attribute")

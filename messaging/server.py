@@ -493,15 +493,19 @@ async def uplink(scope: dict, receive: Callable, send: Callable) -> None:
 
 
 LOOKUPS: set[asyncio.Task] = set()  # the lookups on their way (kept from the collector)
+# At most this many lookups ask the directory at once (each holds a thread while it waits);
+# the others queue, so a flood of lookups cannot take every thread of the web process.
+LOOKUP_SLOTS = asyncio.Semaphore(8)
 
 
 async def _lookup(event: dict) -> None:
     """A handset's phonebook lookup: this server asks the phonebook (LDAP, or the CSV
     entries of a single server) in a thread and sends the answer to the handset."""
     try:
-        entries, error = await sync_to_async(_phonebook_lookup, thread_sensitive=False)(
-            event["text"]
-        )
+        async with LOOKUP_SLOTS:
+            entries, error = await sync_to_async(_phonebook_lookup, thread_sensitive=False)(
+                event["text"]
+            )
     except Exception:  # the database is away: the handset is told, not left waiting
         logger.exception("phonebook lookup of %s failed", event["from"])
         entries, error = [], "the phonebook cannot be searched now"

@@ -5,9 +5,11 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from basestations import protocol
 from basestations.sim import SimHandset, Simulation
@@ -55,10 +57,15 @@ def test_the_server_answers_a_lookup_from_the_directory(directory_server, monkey
     monkeypatch.setattr(server, "HUB", hub)
 
     async def scenario(text):
+        # One worker thread, whose database connection is closed at the end (the test
+        # database is dropped afterwards).
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
         waiting = asyncio.ensure_future(hub.downlink(MAC, ["2001"], 10))
         await asyncio.sleep(0)
         await server._lookup({"kind": "lookup", "from": "2001", "text": text, "ref": 3})
         [message] = await waiting
+        await loop.run_in_executor(None, connections.close_all)
         return message
 
     found = asyncio.run(scenario("4712"))

@@ -171,3 +171,16 @@ def test_a_backup_shows_the_page_read_only_and_refuses_writes_with_423(
     tested = admin_client.post(reverse("phonebook_test"), {})
     assert "4 entries found" in tested.text
     assert "Alice Andersen" in admin_client.get(reverse("phonebook_search"), {"q": "ali"}).text
+
+
+def test_the_bind_password_never_reaches_the_logs(admin_client, directory_server, caplog):
+    caplog.set_level("DEBUG")
+    admin_client.post(reverse("phonebook_settings"), form_of(directory_server))
+    admin_client.post(
+        reverse("phonebook_test"), form_of(directory_server, bind_password="Wr0ng-pw")
+    )
+    store({"phonebook.bind_password": "Wr0ng-pw"})
+    searched = admin_client.get(reverse("phonebook_search"), {"q": "alice"}).text
+    assert "refused the bind DN or password" in searched
+    assert "Configuration changed" in caplog.text and "refused the bind DN" in caplog.text
+    assert SECRET not in caplog.text and "Wr0ng-pw" not in caplog.text

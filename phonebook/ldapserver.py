@@ -103,7 +103,11 @@ class Slapd:
         return f"ldap://{self.host}:{self.port}"
 
     def _prepare(self) -> None:
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        """Write the config and load the directory, unless a reused ``workdir`` has it."""
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        if any(data.iterdir()):
+            return
         self.config.write_text(_conf((DEPLOY / "slapd.conf").read_text(), self.dir, ADMIN_PASSWORD))
         ldif = self.dir / "directory.ldif"
         ldif.write_text(

@@ -253,6 +253,7 @@ MAX_DISPLAY = 72  # characters of a handset's display text (the SDK's limit)
 DownlinkKind = Literal[
     "sms", "sms_advanced", "broadcast", "base_stations", "status", "hardware",
     "call_setup", "call_display", "call_menu", "call_prompt", "call_release",
+    "lookup_result",
 ]  # fmt: skip
 DOWNLINK_KINDS: tuple[str, ...] = DownlinkKind.__args__  # type: ignore[attr-defined]
 
@@ -274,6 +275,12 @@ class Downlink(TypedDict, total=False):
     reason: int  # call_release
     hardware: int  # hardware: the element and what to do with it
     data: str  # hardware: base64
+    # lookup_result: the answer to a handset's phonebook lookup (its ref and text), the
+    # entries found ({"name", "number"}, at most LOOKUP_ENTRIES) or why none could be.
+    ref: int
+    text: str
+    entries: list[dict[str, str]]
+    error: str
 
 
 # "not_here" is the base station's: the handset left it before the message arrived (the
@@ -287,10 +294,15 @@ class Downlink(TypedDict, total=False):
 # (``key``), "call_menu" (``item``, ``errorcode``), "call_prompt" (``text``, ``errorcode``),
 # "call_release" (``reason``), each naming its ``call``; "hardware" answers or reports a
 # hardware element (``hardware``, ``reason``, ``data`` base64; ``id`` when it answers).
+# "lookup": the handset looks a name or number up in the corporate phonebook (``text``,
+# and its own ``ref``, which the lookup_result downlink carries back).
 UPLINK_KINDS = (
     "delivered", "not_here", "answer", "release", "sms", "status", "base_stations", "hardware",
     "call_setup", "call_accept", "call_key", "call_menu", "call_prompt", "call_release",
+    "lookup",
 )  # fmt: skip
+LOOKUP_TEXT_MAX = 32  # characters a handset types to look up
+LOOKUP_ENTRIES = 10  # entries a lookup_result carries (a handset's list)
 
 
 class Uplink(TypedDict, total=False):
@@ -414,6 +426,12 @@ def _uplink_event(event: object) -> dict:
         out["data"] = data
         if event.get("id") is not None:
             out["id"] = _int_in(event.get("id"), 1, 2**31 - 1, "id")
+    if kind == "lookup":
+        text = event.get("text", "")
+        if not isinstance(text, str) or not 1 <= len(text.strip()) <= LOOKUP_TEXT_MAX:
+            raise ValueError(f"text must be 1 to {LOOKUP_TEXT_MAX} characters to look up")
+        out["text"] = text.strip()
+        out["ref"] = _int_in(event.get("ref"), 1, 2**31 - 1, "ref")
     if kind == "base_stations":
         rfp_map = event.get("rfp_map", [])
         if not isinstance(rfp_map, list) or len(rfp_map) > 5:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the system services the tests need are installed and running:
 # PostgreSQL (with a `kws` role), Redis, Chromium and Kamailio (the PBX). Installs what is missing
+# PostgreSQL (with a `kws` role), Redis, Chromium, Kamailio (the PBX) and slapd (LDAP). Installs what is missing
 # from Debian's packages (as root), starts what is not running. Safe to re-run.
 set -euo pipefail
 
@@ -17,6 +17,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ] || ls /usr/lib/*/kamailio/modules/db_sqlite.so >/dev/null 2>&1 || missing+=(kamailio-sqlite-modules)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+[ -x /usr/sbin/slapd ] || missing+=(slapd)  # the corporate phonebook's LDAP directory
+command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 command -v sipp >/dev/null || missing+=(sip-tester)  # bench/reregister.py compares with SIPp
 
 if [ ${#missing[@]} -gt 0 ]; then

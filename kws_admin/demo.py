@@ -12,6 +12,7 @@ Ctrl-C stops every process this started.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import secrets
@@ -24,8 +25,30 @@ from basestations.sim import Simulation
 from kws_admin.cluster import ROOT, Node, stop_all
 from licensing.ari import ari_generate
 from licensing.vendor import Vendor
+from phonebook import ldapserver
 
 DEMO_DIR = ROOT / "var" / "demo"
+
+
+def _directory(folder: Path) -> tuple[ldapserver.Slapd | None, str]:
+    """The corporate phonebook's directory: a slapd of the demo's own (its port kept in
+    the folder, so the master's setting stays right across runs), or None and why not."""
+    missing = ldapserver.slapd_available()
+    if missing:
+        return None, missing
+    port_file = folder / "port"
+    try:
+        port = int(port_file.read_text())
+    except (OSError, ValueError):
+        port = ldapserver.free_port()
+    try:
+        server = ldapserver.Slapd(port=port, workdir=folder)
+        server.start()
+    except (ldapserver.SlapdError, OSError) as exc:
+        return None, str(exc)
+    port_file.write_text(str(port))
+    atexit.register(server.stop)  # also when the demo fails before its own clean-up
+    return server, ""
 
 
 def _secret(path: Path) -> str:
@@ -77,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
     public_key, servers = _licenses(data / "vendor", users=1000)
+    directory, no_directory = _directory(data / "ldap")
+    phonebook: list[str] = []
+    if directory is not None:
+        reader_file = data / "ldap_password"
+        reader_file.write_text(ldapserver.PHONEBOOK_PASSWORD)
+        reader_file.chmod(0o600)
+        phonebook = [
+            "--set=phonebook.source=ldap",
+            f"--set=phonebook.ldap_url={directory.url}",
+            f"--set=phonebook.base_dn={ldapserver.BASE_DN}",
+            f"--set=phonebook.bind_dn={ldapserver.BIND_DN}",
+            f"--set-file=phonebook.bind_password={reader_file}",
+        ]
     env = {"KWS_LICENSE_PUBLIC_KEY": public_key}
     master = Node("master", args.master_port, data / "master", env=env, output=output)
     backup = Node("backup", args.backup_port, data / "backup", env=env, output=output)
@@ -84,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         ari, codes = servers[node.name]
         # The device secret is shared configuration: set on the master, replicated.
         shared = (
-            [f"--set-file=system.device_secret={device_secret_file}"] if mode == "master" else []
+            [f"--set-file=system.device_secret={device_secret_file}", *phonebook]
+            if mode == "master"
+            else []
         )
         result = node.manage(
             "kwsinit",
@@ -142,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.handsets} handsets keep alive with the master\n"
             f"  applications connect to {master.url}/RPC2 (XML-RPC, as GW-DECT/admin); a "
             f"handset's screen: .venv/bin/python manage.py kwssim --control-dir "
-            f"{data / 'handsets'} --handset 2000 [--alarm]\n"
-            f"  data in {data} (rm -r it to start afresh); Ctrl-C stops everything\n"
+            f"{data / 'handsets'} --handset 2000 [--alarm | --lookup alice]\n"
+            + (
+                f"  corporate phonebook: LDAP at {directory.url} (slapd)\n"
+                if directory is not None
+                else f"  no corporate phonebook: {no_directory}\n"
+            )
+            + f"  data in {data} (rm -r it to start afresh); Ctrl-C stops everything\n"
         )
         # A process that dies is restarted by its node's supervisor (kws_admin.cluster);
         # the demo stops only when asked.
@@ -158,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             simulation.stop()
         output("stopping both nodes ...")
         stop_all(list(nodes), timeout=4.0)
+        if directory is not None:
+            directory.stop()
         output("stopped.")
     return 0
 

@@ -123,6 +123,7 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "licensing",
+    "phonebook",
     "basestations",
     "users",
     "redundancy",

@@ -22,12 +22,7 @@ urlpatterns = [
     # Configuration > SIP
     path("configuration/sip/", include("users.sip_urls")),
     # Configuration > Corporate phonebook
-    path(
-        "configuration/phonebook/",
-        views.placeholder,
-        {"title": "Corporate phonebook", "text": "the LDAP phonebook"},
-        name="phonebook_settings",
-    ),
+    path("configuration/phonebook/", include("phonebook.urls")),
     # Administration > Backup and restore
     path("administration/backup/", include("kws_admin.backup_urls")),
     path("partials/node-header/", views.node_header, name="node_header"),

@@ -272,6 +272,15 @@ class Hub:
         self._route(message)
         return message.id
 
+    def lookup_answer(self, *, to: str, ref: int, text: str, entries: list[dict[str, str]],
+                      error: str = "") -> int:  # fmt: skip
+        """The answer to a handset's phonebook lookup, on its way down like a message."""
+        fields = {"ref": ref, "text": text, "entries": entries, "error": error}
+        message = Message(self._new_id(), 0, "lookup_result", to, fields, created=time.monotonic())
+        self.messages[message.id] = message
+        self._route(message)
+        return message.id
+
     # --- Text calls -------------------------------------------------------------------------
 
     def call_setup(self, session: Session, *, to: str, display: str, callback: str) -> int:

@@ -478,8 +478,51 @@ async def uplink(scope: dict, receive: Callable, send: Callable) -> None:
     except ValueError as exc:
         await _device_answer(send, key, opened, 400, {"error": f"malformed uplink: {exc}"})
         return
-    accepted = HUB.uplink(mac, events) if HUB.accepting else 0
+    if not HUB.accepting:
+        await _device_answer(send, key, opened, 200, {"accepted": 0})
+        return
+    lookups = [e for e in events if e["kind"] == "lookup"]
+    accepted = HUB.uplink(mac, [e for e in events if e["kind"] != "lookup"]) + len(lookups)
+    for event in lookups:
+        # Answered down the handset's downlink once the directory has: the uplink does not
+        # wait for it (the directory's own timeouts bound the lookup).
+        task = asyncio.create_task(_lookup(event))
+        LOOKUPS.add(task)
+        task.add_done_callback(LOOKUPS.discard)
     await _device_answer(send, key, opened, 200, {"accepted": accepted})
+
+
+LOOKUPS: set[asyncio.Task] = set()  # the lookups on their way (kept from the collector)
+# At most this many lookups ask the directory at once (each holds a thread while it waits);
+# the others queue, so a flood of lookups cannot take every thread of the web process.
+LOOKUP_SLOTS = asyncio.Semaphore(8)
+
+
+async def _lookup(event: dict) -> None:
+    """A handset's phonebook lookup: this server asks the phonebook (LDAP, or the CSV
+    entries of a single server) in a thread and sends the answer to the handset."""
+    try:
+        async with LOOKUP_SLOTS:
+            entries, error = await sync_to_async(_phonebook_lookup, thread_sensitive=False)(
+                event["text"]
+            )
+    except Exception:  # the database is away: the handset is told, not left waiting
+        logger.exception("phonebook lookup of %s failed", event["from"])
+        entries, error = [], "the phonebook cannot be searched now"
+    HUB.lookup_answer(to=event["from"], ref=event["ref"], text=event["text"], entries=entries,
+                      error=error)  # fmt: skip
+
+
+def _phonebook_lookup(text: str) -> tuple[list[dict[str, str]], str]:
+    from django.db import close_old_connections
+
+    from phonebook.services import phonebook_search
+
+    try:
+        result = phonebook_search(text=text, limit=protocol.LOOKUP_ENTRIES)
+    finally:
+        close_old_connections()
+    return [{"name": e.name, "number": e.number} for e in result.entries], result.error
 
 
 ROUTES: dict[str, Handler] = {

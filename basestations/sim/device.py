@@ -283,6 +283,8 @@ class SimHandset:
     in_charger: bool = False
     menu_choice: int = 1  # the menu item it picks (numbered from 1)
     prompt_reply: str = "OK"  # what it types at a prompt
+    # The answers to its phonebook lookups (newest last): ref, text, entries, error.
+    lookups: list[dict] = field(default_factory=list)
 
     def attach(self, basestation: SimDevice) -> None:
         if self.basestation is not None:
@@ -331,7 +333,26 @@ class SimHandset:
                            "data": base64.b64encode(value).decode()})  # fmt: skip
         elif kind == "status":
             events.append(self.status_event(int(message.get("status") or 0)))
+        elif kind == "lookup_result":
+            self.on_lookup(message)
         return events
+
+    def on_lookup(self, message: dict) -> None:
+        """The phonebook's answer to a lookup: kept, and its first entry (or why there is
+        none) shown on the display."""
+        entries = [{"name": str(e.get("name", "")), "number": str(e.get("number", ""))}
+                   for e in message.get("entries") or [] if isinstance(e, dict)]  # fmt: skip
+        error = str(message.get("error") or "")
+        self.lookups.append({"ref": message.get("ref"), "text": str(message.get("text", "")),
+                             "entries": entries, "error": error})  # fmt: skip
+        del self.lookups[:-10]
+        if error:
+            self.show(f"Phonebook: {error}"[:72])
+        elif entries:
+            more = f" (+{len(entries) - 1})" if len(entries) > 1 else ""
+            self.show(f"{entries[0]['name']} {entries[0]['number']}{more}"[:72])
+        else:
+            self.show(f"Phonebook: no entry for {message.get('text', '')}"[:72])
 
     def on_call(self, message: dict) -> list[dict]:
         """A text call's step: accept it (or not), pick a menu item, answer a prompt."""

@@ -271,6 +271,7 @@ class Simulation:
             h.extension: {
                 "basestation": h.basestation.name if h.basestation else "",
                 "behaviour": h.behaviour, "in_charger": h.in_charger, "screen": list(h.screen),
+                "lookups": list(h.lookups),
             }
             for h in self.handsets
         }  # fmt: skip
@@ -303,6 +304,10 @@ class Simulation:
             self.send_message(handset.extension, str(command["to"]), str(command["text"]))
         elif action == "behave":
             handset.behave(str(command["behaviour"]))
+        elif action == "lookup":
+            self._say(
+                handset, self._lookup_event(handset, str(command["text"]), int(command["ref"]))
+            )
         else:
             raise ValueError(f"unknown action {action!r}")
         self._changed(Change(f"handset {handset.extension}", action, "", ""))
@@ -329,6 +334,21 @@ class Simulation:
         handset = self.handset(extension)
         event = {"kind": "sms", "from": handset.extension, "to": str(to), "display": text[:72]}
         self._in_loop(lambda: self._say(handset, event))
+
+    def lookup(self, extension: str, text: str) -> int:
+        """The handset looks ``text`` up in the corporate phonebook, through the server its
+        base station is attached to; returns the lookup's ref (the answer lands in
+        ``handset.lookups`` and on its screen)."""
+        handset = self.handset(extension)
+        ref = self.rng.randint(1, 2**31 - 1)
+        event = self._lookup_event(handset, text, ref)
+        self._in_loop(lambda: self._say(handset, event))
+        return ref
+
+    @staticmethod
+    def _lookup_event(handset: SimHandset, text: str, ref: int) -> dict:
+        return {"kind": "lookup", "from": handset.extension, "ref": ref,
+                "text": text.strip()[: protocol.LOOKUP_TEXT_MAX]}  # fmt: skip
 
     def press_alarm(self, extension: str) -> None:
         """The alarm button: endpoint_status 12, pressed, with the base stations it hears."""

@@ -1,4 +1,5 @@
-"""The structure of docker-compose.yml: two complete, independent nodes and a PBX.
+"""The structure of docker-compose.yml: two complete, independent nodes, a PBX and the
+LDAP directory of the corporate phonebook.
 
 No Docker engine is needed: the file is parsed with PyYAML (anchors and ``<<``
 merge keys resolved) and checked. Every check is a function returning a list of
@@ -21,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
+LDAP_DIR = ROOT / "deploy" / "ldap"
 
 NODES = ("a", "b")
 ROLES = ("web", "worker", "beat", "sip", "init")  # the node's own code, one image
@@ -144,7 +146,7 @@ def is_long_running(name: str, svc: dict) -> bool:
 
 def expected_services() -> list[str]:
     names = [f"node-{n}-{part}" for n in NODES for part in (*ROLES, *STORES)]
-    return [*names, "pbx"]
+    return [*names, "pbx", "ldap"]
 
 
 def check_complete(compose: dict) -> list[str]:
@@ -289,6 +291,41 @@ def check_pbx(compose: dict) -> list[str]:
     ):
         return ["pbx: deploy/kamailio/kamailio.cfg is not mounted"]
     return []
+
+
+def check_ldap(compose: dict) -> list[str]:
+    """The directory is Debian's slapd with the small directory, its passwords required
+    variables, and the master is set to read it (the backup gets it by replication)."""
+    problems = []
+    ldap = service(compose, "ldap")
+    build = ldap.get("build") or {}
+    dockerfile = ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
+    text = dockerfile.read_text() if build and dockerfile.is_file() else ""
+    if "apt-get install" not in text or "slapd" not in text or "FROM debian" not in text:
+        problems.append("ldap: not built from Debian's slapd package")
+    if "directory.ldif" not in text:
+        problems.append("ldap: the image does not hold deploy/ldap/directory.ldif")
+    env = environment(ldap)
+    for var in ("KWS_LDAP_ADMIN_PASSWORD", "KWS_LDAP_PHONEBOOK_PASSWORD"):
+        if not required(env.get(var, "")):
+            problems.append(f"ldap: {var} is not a required variable (no default)")
+    master = init_settings(service(compose, "node-a-init"))
+    if master.get("phonebook.source") != "ldap":
+        problems.append("node-a: phonebook.source is not ldap")
+    url = master.get("phonebook.ldap_url", "")
+    if urlsplit(url).hostname != "ldap" or urlsplit(url).scheme not in ("ldap", "ldaps"):
+        problems.append(f"node-a: phonebook.ldap_url {url!r} is not the ldap service")
+    if not master.get("phonebook.base_dn", "").endswith("dc=kws,dc=example"):
+        problems.append("node-a: phonebook.base_dn is not in the directory")
+    password = resolve_shell_var(
+        master.get("phonebook.bind_password", ""), service(compose, "node-a-init")
+    )
+    if password != env.get("KWS_LDAP_PHONEBOOK_PASSWORD"):
+        problems.append("node-a: phonebook.bind_password is not the directory's phonebook password")
+    backup = init_settings(service(compose, "node-b-init"))
+    if any(key.startswith("phonebook.") for key in backup):
+        problems.append("node-b: sets phonebook keys (a backup gets the master's by replication)")
+    return problems
 
 
 def check_files_exist(compose: dict) -> list[str]:
@@ -442,6 +479,39 @@ BREAKS = {
         lambda c: c["services"]["pbx"].__setitem__("volumes", []),
         "pbx: deploy/kamailio/kamailio.cfg is not mounted",
     ),
+    "missing ldap": (check_complete, _drop("ldap"), "ldap: missing"),
+    "ldap without healthcheck": (
+        check_healthchecks,
+        lambda c: c["services"]["ldap"].pop("healthcheck"),
+        "ldap: no healthcheck",
+    ),
+    "ldap from another image": (
+        check_ldap,
+        lambda c: c["services"]["ldap"].__setitem__(
+            "build", {"context": "deploy/compose", "dockerfile": "pbx.Dockerfile"}
+        ),
+        "ldap: not built from Debian's slapd package",
+    ),
+    "ldap admin password with a default": (
+        check_ldap,
+        _set_env("ldap", "KWS_LDAP_ADMIN_PASSWORD", "${KWS_LDAP_ADMIN_PASSWORD:-secret}"),
+        "ldap: KWS_LDAP_ADMIN_PASSWORD is not a required variable",
+    ),
+    "master not set to the directory": (
+        check_ldap,
+        _set_command("node-a-init", "ldap://ldap:389", "ldap://elsewhere:389"),
+        "node-a: phonebook.ldap_url 'ldap://elsewhere:389' is not the ldap service",
+    ),
+    "master with a CSV phonebook": (
+        check_ldap,
+        _set_command("node-a-init", "phonebook.source=ldap", "phonebook.source=csv"),
+        "node-a: phonebook.source is not ldap",
+    ),
+    "backup sets the phonebook": (
+        check_ldap,
+        _set_command("node-b-init", "--admin=admin", "--set=phonebook.source=ldap --admin=admin"),
+        "node-b: sets phonebook keys",
+    ),
     "missing Dockerfile": (
         check_files_exist,
         lambda c: c["services"]["node-a-web"].__setitem__(
@@ -460,6 +530,7 @@ CHECKS = [
     check_startup_order,
     check_ports,
     check_pbx,
+    check_ldap,
     check_files_exist,
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import threading
 import time
@@ -62,6 +63,14 @@ class Command(BaseCommand):
         parser.add_argument("--text", default="", help="the text --send-to sends")
         parser.add_argument(
             "--behave", choices=BEHAVIOURS, help="--handset: how it answers from now on"
+        )
+        parser.add_argument(
+            "--lookup", metavar="TEXT",
+            help="--handset: look a name or number up in the corporate phonebook (through "
+            "the handset's server) and print the entries found",
+        )  # fmt: skip
+        parser.add_argument(
+            "--wait", type=float, default=15.0, help="--lookup: seconds to wait for the answer"
         )
 
     def handle(self, *args, **opts) -> None:
@@ -127,6 +136,11 @@ class Command(BaseCommand):
             command = {"action": "send", "to": opts["send_to"], "text": opts["text"][:72]}
         elif opts["behave"]:
             command = {"action": "behave", "behaviour": opts["behave"]}
+        elif opts["lookup"] is not None:
+            text = opts["lookup"].strip()[: protocol.LOOKUP_TEXT_MAX]
+            if not text:
+                raise CommandError("--lookup needs a name or number to look up")
+            command = {"action": "lookup", "text": text, "ref": secrets.randbelow(2**31 - 2) + 1}
         state_file = control / "handsets.json"
         try:
             state = json.loads(state_file.read_text())
@@ -143,6 +157,9 @@ class Command(BaseCommand):
             temporary = name.with_suffix(".tmp")
             temporary.write_text(json.dumps({"handset": extension, **command}))
             temporary.replace(name)
+            if command["action"] == "lookup":
+                self._lookup_answer(state_file, extension, command, opts["wait"])
+                return
             self.stdout.write(f"handset {extension}: {command['action']} queued")
             return
         handset = state[extension]
@@ -153,6 +170,33 @@ class Command(BaseCommand):
         )
         for line in handset["screen"] or ["(nothing shown yet)"]:
             self.stdout.write(f"  | {line}")
+
+    def _lookup_answer(self, state_file: Path, extension: str, command: dict,
+                       wait: float) -> None:  # fmt: skip
+        """Wait for the phonebook's answer to the handset's lookup and print it."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                lookups = json.loads(state_file.read_text())[extension].get("lookups", [])
+            except (OSError, ValueError, KeyError):
+                lookups = []
+            answer = next((a for a in lookups if a.get("ref") == command["ref"]), None)
+            if answer is not None:
+                break
+            time.sleep(0.2)
+        else:
+            raise CommandError(
+                f"handset {extension}: no answer to the lookup of {command['text']!r} within "
+                f"{wait:g} s (is its base station attached to a server?)"
+            )
+        if answer["error"]:
+            raise CommandError(f"handset {extension}: phonebook lookup of {command['text']!r} "
+                               f"failed: {answer['error']}")  # fmt: skip
+        entries = answer["entries"]
+        count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+        self.stdout.write(f"handset {extension}: {count} for {command['text']!r}")
+        for entry in entries:
+            self.stdout.write(f"  {entry['name']}  {entry['number']}")
 
     def _provision(self, basestations: int, media: int) -> None:
         try:

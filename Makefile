@@ -39,16 +39,23 @@ TEST_ENV := KWS_DATABASE_URL=postgres://kws:kws@127.0.0.1:5432/kws \
 
 # The whole suite on PostgreSQL and Redis, then the fast tests again on the embedded
 # default (SQLite and the filesystem broker), which is what every newcomer runs.
+# The fast tests wait on sockets and subprocesses more than they compute, so they run
+# in parallel (pytest-xdist, one test database per worker); the system and browser
+# tests start real clusters and keep the machine to themselves.
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=2; echo $$n)
+FAST := -m "not system and not browser" -n $(WORKERS)
+
 test: $(VENV)/.ok-dev services
 	$(VENV)/bin/lint-imports --no-logo --no-cache
-	$(TEST_ENV) $(PY) -m pytest
+	$(TEST_ENV) $(PY) -m pytest $(FAST)
+	$(TEST_ENV) $(PY) -m pytest -m "system or browser" --durations=15
 	$(MAKE) --no-print-directory test-embedded
 
 test-embedded: $(VENV)/.ok-dev
-	KWS_DATA_DIR=$(CURDIR)/var/test-embedded $(PY) -m pytest -q -m "not system and not browser"
+	KWS_DATA_DIR=$(CURDIR)/var/test-embedded $(PY) -m pytest -q $(FAST)
 
 test-fast: $(VENV)/.ok-dev
-	$(TEST_ENV) $(PY) -m pytest -m "not system and not browser"
+	$(TEST_ENV) $(PY) -m pytest $(FAST)
 
 lint: $(VENV)/.ok-dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

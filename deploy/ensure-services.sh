@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# PostgreSQL (with a `kws` role), Redis, Chromium and Kamailio (the PBX). Installs what is missing
 # PostgreSQL (with a `kws` role), Redis, Chromium, Kamailio (the PBX) and slapd (LDAP). Installs what is missing
 # from Debian's packages (as root), starts what is not running. Safe to re-run.
 set -euo pipefail

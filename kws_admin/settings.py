@@ -381,4 +381,6 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": HEARTBEAT_INTERVAL * 2},
     },
     "replication-trim": {"task": "redundancy.replication_trim", "schedule": 300.0},
+    # A sample for the Statistics page's chart of the last 24 hours.
+    "statistics-sample": {"task": "redundancy.statistics_sample", "schedule": 300.0},
 }

@@ -49,12 +49,14 @@ def _moment(epoch: float | None) -> datetime | None:
 
 
 def failover_begin(*, lost_at: float | None, started_at: float, users_moved: int) -> int:
-    """Record a failover this server has just carried out (the users are its own now) and
-    count it; return the record's id."""
+    """Record a failover this server has just carried out (``started_at``: when its engine
+    took the users over) and count it; return the record's id."""
+    # The users are this server's from the engine's decision on (its new assignment: the
+    # SIP process registers them from then on), not from when this task runs.
     record = FailoverRecord.objects.create(
         lost_at=_moment(lost_at),
         started_at=_moment(started_at),
-        taken_over_at=timezone.now(),
+        taken_over_at=_moment(started_at),
         users_moved=users_moved,
         peer=peer_name()[:100],
     )

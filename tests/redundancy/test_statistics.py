@@ -4,6 +4,7 @@ failovers the runner's takeover records, and the chart of the last 24 hours."""
 import re
 import time
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.urls import reverse
@@ -248,3 +249,20 @@ def test_a_reset_needs_the_csrf_token(paired_master, admin_user):
     counters_flush(force=True)
     assert client.post(reverse("statistics_reset")).status_code == 403
     assert counters_read()["failovers"] == 1
+
+
+def test_the_command_line_prints_both_servers_and_resets_this_ones(paired_master):
+    import json
+
+    from django.core.management import call_command
+
+    count("sip.registrations", 2)
+    counters_flush(force=True)
+    out = StringIO()
+    call_command("kwsstats", stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["self"]["counters"]["sip.registrations"] == 2
+    assert figures["peer"]["name"] == "kws-b" and figures["peer"]["counters"]["failovers"] == 1
+    out = StringIO()
+    call_command("kwsstats", "--reset", stdout=out)
+    assert json.loads(out.getvalue())["self"]["counters"]["sip.registrations"] == 0

@@ -127,7 +127,11 @@ def failover_summary(record: FailoverRecord) -> dict[str, Any]:
     }
 
 
-def failovers_recent(limit: int = 3) -> list[dict[str, Any]]:
+# The failovers the heartbeat carries (and the page shows) of each server, newest first.
+FAILOVERS_SHOWN = 3
+
+
+def failovers_recent(limit: int = FAILOVERS_SHOWN) -> list[dict[str, Any]]:
     return [failover_summary(r) for r in FailoverRecord.objects.all()[:limit]]
 
 
@@ -247,9 +251,8 @@ def chart_build(samples: list[StatisticsSample], *, now: datetime,
 
 def heartbeat_statistics() -> dict[str, Any]:
     """What the heartbeat carries of this server's statistics: its counters and its last
-    failover (about 300 bytes)."""
-    recent = failovers_recent(1)
-    return {"counters": counters_read(), "failover": recent[0] if recent else None}
+    last failovers (about 250 bytes, and 150 a failover)."""
+    return {"counters": counters_read(), "failovers": failovers_recent()}
 
 
 def heartbeat_statistics_parse(payload: dict[str, Any]) -> None:
@@ -262,17 +265,24 @@ def heartbeat_statistics_parse(payload: dict[str, Any]) -> None:
         for name, value in counters.items():
             if len(name) > 60 or not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"counters.{name[:60]} must be a whole number")
-    failover = payload.get("failover")
-    if failover is not None:
+    failovers = payload.get("failovers", [])
+    if not isinstance(failovers, list) or len(failovers) > 10:
+        raise ValueError("failovers must be a list of at most 10 failovers")
+    for n, failover in enumerate(failovers):
         if not isinstance(failover, dict):
-            raise ValueError("failover must be an object")
+            raise ValueError(f"failovers[{n}] must be an object")
         for name in ("taken_over_s", "registered_s", "devices_s"):
             value = failover.get(name)
-            if value is not None and (not isinstance(value, int | float) or value < 0):
-                raise ValueError(f"failover.{name} must be a number of seconds")
+            if value is not None and (
+                not isinstance(value, int | float) or isinstance(value, bool) or value < 0
+            ):
+                raise ValueError(f"failovers[{n}].{name} must be a number of seconds")
+        for name in ("users", "devices"):
+            if not isinstance(failover.get(name, 0), int):
+                raise ValueError(f"failovers[{n}].{name} must be a whole number")
         for name in ("at", "peer"):
             if not isinstance(failover.get(name, ""), str):
-                raise ValueError(f"failover.{name} must be a string")
+                raise ValueError(f"failovers[{n}].{name} must be a string")
 
 
 @dataclass(frozen=True)
@@ -286,10 +296,15 @@ class NodeStatistics:
     users_handled: int | None
     users_registered: int | None
     counters: dict[str, int]
-    failover: dict[str, Any] | None
+    recent_failovers: list[dict[str, Any]]
     devices: dict[str, int] | None
     replication: dict[str, Any]
     mode: str
+
+    @property
+    def failover(self) -> dict[str, Any] | None:
+        """The last failover this server carried out (None: none)."""
+        return self.recent_failovers[0] if self.recent_failovers else None
 
     @property
     def registration_attempts(self) -> int:
@@ -326,6 +341,15 @@ class NodeStatistics:
         return self.counters.get("messages.delivered", 0)
 
 
+def _dated(failover: dict[str, Any]) -> dict[str, Any]:
+    """A failover summary with its moment as a time (``when``) for the page."""
+    try:
+        when = datetime.fromisoformat(failover.get("at", ""))
+    except (TypeError, ValueError):
+        when = None
+    return {**failover, "when": when}
+
+
 def statistics_overview() -> tuple[NodeStatistics, NodeStatistics | None]:
     """This server's statistics and its peer's (as its last heartbeat said; None for a
     single server)."""
@@ -333,7 +357,6 @@ def statistics_overview() -> tuple[NodeStatistics, NodeStatistics | None]:
     mode = values["redundancy.mode"]
     registered, handled = registration_progress()
     devices = devices_per_node()
-    recent = failovers_recent(1)
     own = NodeStatistics(
         name=settings.NODE_NAME,
         is_self=True,
@@ -342,7 +365,7 @@ def statistics_overview() -> tuple[NodeStatistics, NodeStatistics | None]:
         users_handled=handled,
         users_registered=registered,
         counters=counters_read(),
-        failover=recent[0] if recent else None,
+        recent_failovers=[_dated(f) for f in failovers_recent()],
         devices=devices.get(settings.NODE_NAME),
         replication=replication_status(),
         mode=mode,
@@ -363,7 +386,7 @@ def statistics_overview() -> tuple[NodeStatistics, NodeStatistics | None]:
         users_handled=status.get("users_handled"),
         users_registered=status.get("users_registered"),
         counters={**dict.fromkeys(NAMES, 0), **counters} if isinstance(counters, dict) else {},
-        failover=status.get("failover") if isinstance(status.get("failover"), dict) else None,
+        recent_failovers=[_dated(f) for f in status.get("failovers") or [] if isinstance(f, dict)],
         devices=None
         if stale
         else next((v for k, v in devices.items() if k != settings.NODE_NAME), None),

@@ -49,8 +49,12 @@ PEER_STATUS = {
     "counters": {"sip.registrations": 120, "sip.registration_failures": 4, "failovers": 1,
                  "devices.refused.firmware": 2, "devices.refused.authentication": 1,
                  "devices.refused.unknown": 0, "messages.delivered": 9},
-    "failover": {"at": "2026-12-01T10:00:00+00:00", "peer": "kws-a", "users": 20,
-                 "taken_over_s": 3.1, "registered_s": 4.25, "devices_s": None, "devices": 0},
+    "failovers": [
+        {"at": "2026-12-01T10:00:00+00:00", "peer": "kws-a", "users": 20, "taken_over_s": 3.1,
+         "registered_s": 4.25, "devices_s": None, "devices": 0},
+        {"at": "2026-11-30T08:00:00+00:00", "peer": "kws-a", "users": 19, "taken_over_s": 3.0,
+         "registered_s": 5.5, "devices_s": 6.0, "devices": 4},
+    ],
 }  # fmt: skip
 
 
@@ -96,10 +100,15 @@ def test_each_server_is_shown_with_its_own_counters_and_the_peers_from_its_heart
         "20 users of kws-a: taken over 3.1 s after detection, registered 4.25 s, devices (none)"
     )
     assert own["replication"].startswith("change log at #")
+    rows = re.findall(r'<tr data-failover="kws-b">(.*?)</tr>', page)
+    assert len(rows) == 2
+    assert re.findall(r"<td>([^<]*)</td>", rows[1]) == [
+        "kws-b", "2026-11-30 08:00:00", "kws-a", "19", "3.0 s", "5.5 s", "4 after 6.0 s",
+    ]  # fmt: skip
 
 
 def test_a_peer_without_statistics_in_its_heartbeat_is_shown_unknown(paired_master, admin_client):
-    old = {k: v for k, v in PEER_STATUS.items() if k not in ("counters", "failover")}
+    old = {k: v for k, v in PEER_STATUS.items() if k not in ("counters", "failovers")}
     NodeState.objects.filter(pk=1).update(peer_status=old)
     page = admin_client.get(reverse("statistics")).text
     assert "kws-b has not sent its statistics (an older version" in page
@@ -173,7 +182,7 @@ def test_a_takeover_by_the_runner_is_recorded_with_its_durations(paired_master, 
     record = FailoverRecord.objects.get()
     assert record.users_moved == 2 and record.peer == "kws-b"
     assert counters_read()["failovers"] == 1
-    summary = status_payload(values=config_read(), peer_claims=None)["failover"]
+    [summary] = status_payload(values=config_read(), peer_claims=None)["failovers"]
     assert summary["taken_over_s"] == 2.0  # the engine's decision, 2 s after the detection
     assert 5 <= summary["registered_s"] < 60  # the last moved user's registration
     assert summary["devices_s"] is None  # no device of the peer came (none configured)
@@ -183,7 +192,7 @@ def test_a_takeover_queued_by_an_older_node_is_timed_from_its_start(paired_maste
     NodeState.objects.filter(pk=1).update(registering="AB", last_tick=timezone.now())
     config_update(changes={"sip.registrar": ""}, actor="test")
     users_take_over_task(started_at=time.time() - 1)
-    summary = status_payload(values=config_read(), peer_claims=None)["failover"]
+    [summary] = status_payload(values=config_read(), peer_claims=None)["failovers"]
     assert summary["taken_over_s"] == 0.0 and summary["registered_s"] is None
 
 
@@ -194,10 +203,10 @@ def test_the_heartbeat_carries_the_counters_and_an_old_peers_heartbeat_still_par
     counters_flush(force=True)
     payload = status_payload(values=config_read(), peer_claims=None)
     assert payload["counters"]["messages.delivered"] == 5
-    assert payload["failover"] is None
+    assert payload["failovers"] == []
     assert len(str({"counters": payload["counters"]})) < 400  # the heartbeat stays small
     parse_status(payload)
-    parse_status({k: v for k, v in payload.items() if k not in ("counters", "failover")})
+    parse_status({k: v for k, v in payload.items() if k not in ("counters", "failovers")})
 
 
 @pytest.mark.parametrize(
@@ -207,9 +216,11 @@ def test_the_heartbeat_carries_the_counters_and_an_old_peers_heartbeat_still_par
         ("counters", {"sip.registrations": "many"}),
         ("counters", {"sip.registrations": True}),
         ("counters", {f"c{n}": 1 for n in range(100)}),
-        ("failover", "yesterday"),
-        ("failover", {"taken_over_s": -1}),
-        ("failover", {"registered_s": "soon"}),
+        ("failovers", "yesterday"),
+        ("failovers", [{"taken_over_s": -1}]),
+        ("failovers", [{"registered_s": "soon"}]),
+        ("failovers", [{"users": "all"}]),
+        ("failovers", [{}] * 11),
     ],
 )
 def test_malformed_statistics_in_a_heartbeat_are_refused(paired_master, field, value):

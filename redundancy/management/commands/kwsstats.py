@@ -23,4 +23,4 @@ class Command(BaseCommand):
             statistics_reset(actor="kwsstats")
         own, peer = statistics_overview()
         result = {"self": asdict(own), "peer": asdict(peer) if peer else None}
-        self.stdout.write(json.dumps(result, indent=2, sort_keys=True))
+        self.stdout.write(json.dumps(result, indent=2, sort_keys=True, default=str))

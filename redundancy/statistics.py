@@ -22,6 +22,7 @@ from django.utils import timezone
 from basestations.selectors import attached_ids, devices_moved_since, devices_per_node
 from core.counters import NAMES, count, counters_flush, counters_read, counters_reset
 from core.models import NodeState
+from core.peer import PeerClient
 from core.selectors import config_read, peer_name
 from core.services import event_record
 from redundancy.models import FailoverRecord, StatisticsSample
@@ -29,8 +30,9 @@ from redundancy.selectors import replication_status
 from users.models import DectUser, SipRegistration
 from users.selectors import registration_progress
 
-# Samples for the chart: one every SAMPLE_EVERY seconds (beat), kept SAMPLES_KEPT.
-SAMPLE_EVERY = 300.0
+# Samples for the chart: one every settings.STATISTICS_SAMPLE_EVERY seconds (beat), kept
+# SAMPLES_KEPT; the peer is asked for at most SAMPLES_SENT of its last 24 hours.
+SAMPLES_SENT = 1000
 SAMPLES_KEPT = timedelta(days=2)
 CHART_SPAN = timedelta(hours=24)
 # The chart's colours (SVG attributes: the page's policy allows no inline style).
@@ -154,6 +156,58 @@ def statistics_sample(*, now: datetime | None = None) -> StatisticsSample:
     StatisticsSample.objects.filter(at__lt=now - SAMPLES_KEPT).delete()
     counters_flush(force=True)
     return sample
+
+
+def samples_recent(*, now: datetime | None = None) -> list[StatisticsSample]:
+    """This server's samples of the last 24 hours, oldest first."""
+    now = now or timezone.now()
+    return list(StatisticsSample.objects.filter(at__gte=now - CHART_SPAN, at__lte=now))
+
+
+def samples_answer() -> tuple[int, dict[str, Any]]:
+    """The peer API's statistics: this server's samples of the last 24 hours as rows
+    ``[epoch, users handled, users registered, base stations, media resources]`` (about
+    30 bytes a sample), for the peer's Statistics page."""
+    rows = [
+        [round(s.at.timestamp(), 1), s.users_handled, s.users_registered, s.basestations,
+         s.media_resources]
+        for s in samples_recent()[-SAMPLES_SENT:]
+    ]  # fmt: skip
+    return 200, {"node": settings.NODE_NAME, "samples": rows}
+
+
+def samples_parse(answer: Any) -> list[StatisticsSample]:
+    """The samples of a peer's answer (``samples_answer``), unsaved; ValueError names what
+    is wrong."""
+    rows = answer.get("samples") if isinstance(answer, dict) else None
+    if not isinstance(rows, list) or len(rows) > SAMPLES_SENT:
+        raise ValueError(f"samples must be a list of at most {SAMPLES_SENT} rows")
+    samples = []
+    for n, row in enumerate(rows):
+        if not (
+            isinstance(row, list)
+            and len(row) == 5
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in row)
+            and all(isinstance(v, int) and v >= 0 for v in row[1:])
+        ):
+            raise ValueError(f"samples[{n}] must be [time, handled, registered, rfp, media]")
+        try:
+            at = datetime.fromtimestamp(row[0], UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"samples[{n}]: {row[0]!r} is not a time") from None
+        samples.append(
+            StatisticsSample(at=at, users_handled=row[1], users_registered=row[2],
+                             basestations=row[3], media_resources=row[4])
+        )  # fmt: skip
+    return samples
+
+
+def peer_samples(*, timeout: float = 2.0) -> tuple[str, list[StatisticsSample]]:
+    """The peer's name and its samples of the last 24 hours, asked over the peer API;
+    PeerError (it does not answer, or refuses) or ValueError (a malformed answer)."""
+    answer = PeerClient.from_config(timeout=timeout).call("GET", "/api/peer/statistics")
+    samples = samples_parse(answer)
+    return str(answer.get("node") or peer_name())[:100], samples
 
 
 @dataclass(frozen=True)

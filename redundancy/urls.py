@@ -19,4 +19,5 @@ urlpatterns = [
 statistics_patterns = [
     path("", views.statistics_page, name="statistics"),
     path("reset/", views.statistics_reset, name="statistics_reset"),
+    path("peer-chart/", views.statistics_peer_chart, name="statistics_peer_chart"),
 ]

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from core import config
 from core.locks import write_check
 from core.models import Event, NodeState
+from core.peer import PeerError
 from core.reauth import password_confirmed
 from core.rules import Scope
 from core.selectors import config_read
@@ -186,7 +187,7 @@ def event_list(request):
 
 def statistics_page(request):
     """Status > Statistics: the counters of this server and its peer side by side, and
-    the last 24 hours of this server (read only; the page polls)."""
+    the last 24 hours of each (read only; the page polls)."""
     own, peer = statistics.statistics_overview()
     context = {
         "own": own,
@@ -196,12 +197,24 @@ def statistics_page(request):
     }
     if request.htmx:
         return render(request, "redundancy/partials/statistics_table.html", context)
-    samples = list(
-        statistics.StatisticsSample.objects.filter(at__gte=timezone.now() - statistics.CHART_SPAN)
-    )
-    context["charts"] = statistics.chart_build(samples, now=timezone.now())
-    context["sample_minutes"] = round(statistics.SAMPLE_EVERY / 60)
+    context["charts"] = statistics.chart_build(statistics.samples_recent(), now=timezone.now())
+    context["sample_every"] = settings.STATISTICS_SAMPLE_EVERY
     return render(request, "redundancy/statistics.html", context)
+
+
+def statistics_peer_chart(request):
+    """The peer's last 24 hours, asked from the peer when the page loads (a fragment)."""
+    context: dict = {"charts": None, "error": ""}
+    if config_read()["redundancy.mode"] == "single":
+        context["error"] = "a single server has no peer"
+    else:
+        try:
+            context["name"], samples = statistics.peer_samples()
+        except (PeerError, ValueError) as exc:
+            context["error"] = str(exc)
+        else:
+            context["charts"] = statistics.chart_build(samples, now=timezone.now())
+    return render(request, "redundancy/partials/statistics_peer_chart.html", context)
 
 
 @require_POST

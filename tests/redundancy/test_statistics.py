@@ -17,7 +17,7 @@ from core.selectors import config_read
 from core.services import config_update
 from redundancy.heartbeat import MalformedStatus, parse_status, status_payload
 from redundancy.models import FailoverRecord, StatisticsSample
-from redundancy.statistics import chart_build, statistics_sample
+from redundancy.statistics import chart_build, samples_parse, statistics_sample
 from redundancy.tasks import users_take_over_task
 from tests.redundancy.test_replication_fakes import become_backup, become_master
 from users.models import DectUser, SipRegistration
@@ -277,3 +277,42 @@ def test_the_command_line_prints_both_servers_and_resets_this_ones(paired_master
     out = StringIO()
     call_command("kwsstats", "--reset", stdout=out)
     assert json.loads(out.getvalue())["self"]["counters"]["sip.registrations"] == 0
+
+
+def test_the_peer_api_gives_this_servers_samples_of_the_last_day_to_its_peer(paired_master):
+    from tests.peer import peer_send
+    from tests.redundancy.test_replication_fakes import SECRET
+
+    now = timezone.now()
+    StatisticsSample.objects.bulk_create(
+        StatisticsSample(at=now - timedelta(hours=h), users_handled=4, users_registered=3,
+                         basestations=2, media_resources=1)
+        for h in (30, 2, 1)
+    )  # fmt: skip
+    response, *_ = peer_send("/api/peer/statistics", method="GET", secret=SECRET)
+    assert response.status_code == 200 and response.verified
+    answer = response.json()
+    assert answer["node"] == "kws-a" and [row[1:] for row in answer["samples"]] == [
+        [4, 3, 2, 1], [4, 3, 2, 1],
+    ]  # fmt: skip
+    samples = samples_parse(answer)
+    assert abs((samples[-1].at - (now - timedelta(hours=1))).total_seconds()) < 0.1
+    assert peer_send("/api/peer/statistics", secret=SECRET)[0].status_code == 405
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [[], {"samples": "many"}, {"samples": [[1.0, 2, 3, 4]]}, {"samples": [[1.0, 2, -3, 4, 5]]},
+     {"samples": [[1.0, 2, 3, 4, True]]}, {"samples": [[1e20, 2, 3, 4, 5]]}],
+)  # fmt: skip
+def test_a_malformed_answer_of_the_peer_gives_no_chart(answer):
+    with pytest.raises(ValueError, match="samples"):
+        samples_parse(answer)
+
+
+def test_the_peers_chart_says_why_it_is_missing(paired_master, admin_client):
+    # The paired master's peer is 127.0.0.1:9, where nothing answers.
+    fragment = admin_client.get(reverse("statistics_peer_chart")).text
+    assert "The peer's samples are not available:" in fragment and "<svg" not in fragment
+    page = admin_client.get(reverse("statistics")).text
+    assert 'hx-get="/statistics/peer-chart/" hx-trigger="load"' in page

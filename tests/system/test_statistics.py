@@ -14,6 +14,8 @@ from users.pbx import Kamailio
 
 pytestmark = pytest.mark.system
 
+# A sample for the charts every second, not every 5 minutes.
+SAMPLES = {"KWS_STATISTICS_SAMPLE_EVERY": "1"}
 FIELDS = ("attempts", "failures", "failovers", "refused", "refused-authentication", "delivered")
 
 
@@ -40,7 +42,14 @@ def test_each_server_shows_its_own_and_its_peers_statistics_and_keeps_them(tmp_p
     users = 10
     with (
         Kamailio() as pbx,
-        pair_cluster(tmp_path, cluster_log, users=users, failover_time=0) as pair,
+        pair_cluster(
+            tmp_path,
+            cluster_log,
+            users=users,
+            failover_time=0,
+            master_env=SAMPLES,
+            backup_env=SAMPLES,
+        ) as pair,  # fmt: skip
     ):
         credentials = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
         pbx.add_subscribers([(name, "127.0.0.1", password) for name, password in credentials])
@@ -88,6 +97,15 @@ def test_each_server_shows_its_own_and_its_peers_statistics_and_keeps_them(tmp_p
             assert int(page["master"]["attempts"]) >= users // 2
             assert page["master"]["failovers"] == page["backup"]["failovers"] == "0"
         before = int(on_backup["backup"]["attempts"])
+
+        # Each page draws its own server's last 24 hours and asks the peer for its own.
+        assert "<polyline" in master.get("/statistics/").text
+        peer_chart = wait_until(
+            lambda: (text := master.get("/statistics/peer-chart/").text).count("<polyline") == 4
+            and text,
+            timeout=10, what="the backup's chart on the master's page",
+        )  # fmt: skip
+        assert "<h2>backup: the last 24 hours</h2>" in peer_chart
 
         # The backup stops and starts again: the master takes its users over meanwhile,
         # and the backup's counters are still there when it is back.

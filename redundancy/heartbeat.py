@@ -92,7 +92,7 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "registering": state.registering,
         # Each process's liveness: a node that cannot serve its users counts as lost.
         "health": health_report(window=settings.DETECTION_WINDOW),
-        # The Statistics page's figures of this server: its counters and last failover.
+        # The Statistics page's figures of this server: its counters and last failovers.
         **heartbeat_statistics(),
         "sent_at": time.time(),
     }

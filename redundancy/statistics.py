@@ -5,7 +5,8 @@ delivered messages, failovers), records each failover it carried out (``Failover
 detection, users taken over, users registered, devices moved) and samples what it serves
 every few minutes for the chart of the last 24 hours (``StatisticsSample``, kept two
 days). Nothing here is replicated: the peer's figures come in its heartbeat
-(``heartbeat_statistics``, a few hundred bytes) and the page shows what it last said.
+(``heartbeat_statistics``, a few hundred bytes) and the page shows what it last said;
+the peer's samples are asked over the peer API (``GET statistics``) when the page opens.
 """
 
 from __future__ import annotations

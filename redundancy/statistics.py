@@ -11,7 +11,6 @@ the peer's samples are asked over the peer API (``GET statistics``) when the pag
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +39,8 @@ CHART_SPAN = timedelta(hours=24)
 BLUE, AMBER = "#00457c", "#b26a00"
 # Failovers kept for the page; the counter ``failovers`` counts them all.
 FAILOVERS_KEPT = 20
-# How long after a takeover the last moved user may take to register and still be timed.
+# How long after a takeover (seconds) the last moved user may take to register and still
+# be timed; a refresh (after half the expiry at the earliest) would move the time later.
 REGISTERED_WAIT = 120.0
 
 
@@ -83,29 +83,33 @@ def _moved_devices_last(since: datetime) -> datetime | None:
     return devices_moved_since(since).get("last_at")
 
 
-def failover_registered_wait(record_id: int, *, wait: float = REGISTERED_WAIT,
-                             poll: float = 0.5) -> datetime | None:  # fmt: skip
-    """Wait (bounded) until every user this server took over is registered with the PBX,
-    and record when the last of them was; None if they were not all registered in time
-    (or no PBX is configured)."""
-    record = FailoverRecord.objects.filter(pk=record_id).first()
-    if record is None or not config_read()["sip.registrar"]:
-        return None
-    moved = DectUser.objects.exclude(home=NodeState.load().slot)
-    since = record.lost_at or record.started_at
-    deadline = time.monotonic() + wait
-    while True:
-        registered = SipRegistration.objects.filter(
-            user__in=moved, state=SipRegistration.State.REGISTERED, changed_at__gte=since
+def failovers_registered_check(*, now: datetime | None = None) -> int:
+    """Record when the last user of a recent failover (within ``REGISTERED_WAIT`` of its
+    takeover) registered with the PBX, once every user this server took over is
+    registered; return how many failovers were completed so. Run at every engine beat:
+    one small query while no failover waits, and no worker thread held meanwhile. The
+    time is the last registration's own, however late the check."""
+    now = now or timezone.now()
+    waiting = list(
+        FailoverRecord.objects.filter(
+            registered_at=None, taken_over_at__gte=now - timedelta(seconds=REGISTERED_WAIT)
         )
-        if registered.count() >= moved.count():
-            break
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(poll)
-    last = registered.aggregate(last=Max("changed_at"))["last"] or record.taken_over_at
-    FailoverRecord.objects.filter(pk=record_id).update(registered_at=last)
-    return last
+    )
+    if not waiting or not config_read()["sip.registrar"]:
+        return 0
+    moved = DectUser.objects.exclude(home=NodeState.load().slot)
+    total = moved.count()
+    done = 0
+    for record in waiting:
+        registered = SipRegistration.objects.filter(
+            user__in=moved,
+            state=SipRegistration.State.REGISTERED,
+            changed_at__gte=record.lost_at or record.started_at,
+        )
+        if total and registered.count() >= total:
+            last = registered.aggregate(last=Max("changed_at"))["last"]
+            done += FailoverRecord.objects.filter(pk=record.pk).update(registered_at=last)
+    return done
 
 
 def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:

@@ -17,7 +17,7 @@ from redundancy.follower import replication_pull
 from redundancy.statistics import (
     failover_begin,
     failover_devices_done,
-    failover_registered_wait,
+    failovers_registered_check,
     statistics_sample,
 )
 from users.services import users_takeover_report
@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="redundancy.heartbeat", ignore_result=True)
 def heartbeat() -> None:
-    """Beat's periodic tick: exchange heartbeats with the peer and decide."""
+    """Beat's periodic tick: exchange heartbeats with the peer and decide; then time a
+    recent failover's registrations (statistics) if one waits."""
     runner.engine_tick()
+    failovers_registered_check()
 
 
 @shared_task(name="redundancy.housekeeping", ignore_result=True)
@@ -39,14 +41,14 @@ def housekeeping() -> None:
 @shared_task(name=runner.TAKE_OVER_TASK, ignore_result=True)
 def users_take_over_task(*, started_at: float, lost_at: float | None = None) -> None:
     """After the takeover of every user of the lost peer (the engine's new assignment):
-    record it, then wait for the peer's devices to come here and for the users to be
-    registered, for the statistics (``lost_at``: when the peer was found lost; absent
-    in a task queued by an older node)."""
+    record it, then wait for the peer's devices to come here, for the statistics too
+    (``lost_at``: when the peer was found lost; absent in a task queued by an older node).
+    The heartbeat task times the users' registrations."""
     moved = users_takeover_report(started_at=started_at)
     record = failover_begin(lost_at=lost_at, started_at=started_at, users_moved=moved)
     devices = devices_takeover_report(started_at=started_at)
     failover_devices_done(record, moved=devices["rfp"] + devices["media"])
-    failover_registered_wait(record)
+    failovers_registered_check()
 
 
 @shared_task(name="redundancy.statistics_sample", ignore_result=True)

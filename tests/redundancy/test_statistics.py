@@ -17,7 +17,12 @@ from core.selectors import config_read
 from core.services import config_update
 from redundancy.heartbeat import MalformedStatus, parse_status, status_payload
 from redundancy.models import FailoverRecord, StatisticsSample
-from redundancy.statistics import chart_build, samples_parse, statistics_sample
+from redundancy.statistics import (
+    chart_build,
+    failovers_registered_check,
+    samples_parse,
+    statistics_sample,
+)
 from redundancy.tasks import users_take_over_task
 from tests.redundancy.test_replication_fakes import become_backup, become_master
 from users.models import DectUser, SipRegistration
@@ -316,3 +321,37 @@ def test_the_peers_chart_says_why_it_is_missing(paired_master, admin_client):
     assert "The peer's samples are not available:" in fragment and "<svg" not in fragment
     page = admin_client.get(reverse("statistics")).text
     assert 'hx-get="/statistics/peer-chart/" hx-trigger="load"' in page
+
+
+def test_users_registered_after_the_takeover_are_timed_by_a_later_beat(paired_master):
+    users = paired_master
+    DectUser.objects.filter(pk__in=[users[2].pk, users[3].pk]).update(home="B")
+    SipRegistration.objects.filter(user__in=users[2:]).delete()
+    NodeState.objects.filter(pk=1).update(registering="AB", last_tick=timezone.now())
+    lost_at = time.time() - 3
+    users_take_over_task(started_at=lost_at + 1, lost_at=lost_at)
+    assert FailoverRecord.objects.get().registered_at is None  # not registered yet
+
+    registered_at = timezone.now()
+    SipRegistration.objects.bulk_create(
+        SipRegistration(user=u, state="registered", changed_at=registered_at) for u in users[2:3]
+    )
+    assert failovers_registered_check() == 0  # one of the two is still to come
+    SipRegistration.objects.create(user=users[3], state="registered", changed_at=registered_at)
+    assert failovers_registered_check() == 1
+    assert FailoverRecord.objects.get().registered_at == registered_at
+    assert failovers_registered_check() == 0  # done: nothing waits any more
+
+
+def test_a_failover_waits_for_its_registrations_only_for_a_while(paired_master):
+    users = paired_master
+    DectUser.objects.filter(pk=users[3].pk).update(home="B")
+    ago = timezone.now() - timedelta(minutes=10)
+    old = FailoverRecord.objects.create(started_at=ago, taken_over_at=ago)
+    SipRegistration.objects.create(user=users[3], state="registered", changed_at=timezone.now())
+    assert failovers_registered_check() == 0  # registered, but too long after its takeover
+    now = timezone.now() - timedelta(seconds=1)
+    recent = FailoverRecord.objects.create(started_at=now, taken_over_at=now)
+    assert failovers_registered_check() == 1
+    assert FailoverRecord.objects.get(pk=old.pk).registered_at is None
+    assert FailoverRecord.objects.get(pk=recent.pk).registered_at is not None

@@ -41,6 +41,7 @@ from basestations.selectors import (
     keepalive_interval,
 )
 from core.changelog import changelog_append
+from core.counters import count
 from core.locks import write_check
 from core.selectors import config_read
 from core.services import event_record, refusal_record, refusals_forget
@@ -64,6 +65,9 @@ CHANNELS_MAX = 128
 # a keep-alive then costs one read for its handsets, not one write per handset.
 HANDSET_REFRESH = 30.0
 _EXTENSION = re.compile(r"^\d{1,32}$")
+# The statistics counter of each refusal cause (the first part of its key); the causes of
+# core.signing (signature, replay, no device secret, ...) count as authentication.
+REFUSAL_COUNTERS = {"firmware": "firmware", "unknown": "unknown"}
 
 
 # --- Configuration -----------------------------------------------------------
@@ -273,7 +277,10 @@ def devices_provision(*, basestations: int, media: int, actor: str) -> dict[str,
 
 def device_refusal_record(*, key: str, message: str, now: datetime | None = None) -> bool:
     """Remember a refused device contact, logged once per key (``core.services.
-    refusal_record``); return whether it was new."""
+    refusal_record``), and counted (``core.counters``) by its cause; return whether it
+    was new."""
+    cause = key.split("|", 1)[0]
+    count(f"devices.refused.{REFUSAL_COUNTERS.get(cause, 'authentication')}")
     return refusal_record(kind="device_refused", key=key, message=message, now=now)
 
 

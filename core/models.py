@@ -168,3 +168,15 @@ class ProcessBeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} at {self.stamped_at:%H:%M:%S}"
+
+
+class Counter(models.Model):
+    """One of this node's statistics counters (core.counters): how often something happened
+    here since the counters were reset. Each server counts its own; never replicated."""
+
+    name = models.CharField(max_length=60, primary_key=True)
+    value = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"

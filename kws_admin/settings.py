@@ -367,6 +367,8 @@ LOGGING = {
     },
 }
 
+# Seconds between the samples of the Statistics page's chart (shorter in tests).
+STATISTICS_SAMPLE_EVERY = env_float("STATISTICS_SAMPLE_EVERY", 300.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {
         "task": "redundancy.heartbeat",
@@ -382,4 +384,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": HEARTBEAT_INTERVAL * 2},
     },
     "replication-trim": {"task": "redundancy.replication_trim", "schedule": 300.0},
+    # A sample for the Statistics page's chart of the last 24 hours.
+    "statistics-sample": {
+        "task": "redundancy.statistics_sample",
+        "schedule": STATISTICS_SAMPLE_EVERY,
+    },
 }

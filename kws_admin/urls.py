@@ -5,6 +5,7 @@ from accounts import api as accounts_api
 from accounts.views import LoginView, PasswordChangeView
 from kws_admin import views
 from redundancy import api as redundancy_api
+from redundancy import urls as redundancy_urls
 
 urlpatterns = [
     path("", include("redundancy.urls")),
@@ -13,12 +14,7 @@ urlpatterns = [
     path("licenses/", include("licensing.urls")),
     path("messaging/", include("messaging.urls")),
     # Status > Statistics
-    path(
-        "statistics/",
-        views.placeholder,
-        {"title": "Statistics", "text": "the counters of both servers"},
-        name="statistics",
-    ),
+    path("statistics/", include(redundancy_urls.statistics_patterns)),
     # Configuration > SIP
     path("configuration/sip/", include("users.sip_urls")),
     # Configuration > Corporate phonebook

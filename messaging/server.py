@@ -30,10 +30,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from basestations import protocol
 from core import signing
+from core.counters import count, counters_flush, flush_due
 from messaging import hub as h
 from messaging import rpc
 
@@ -557,9 +559,15 @@ def _read_state(with_extensions: bool) -> tuple[bool, str, str, frozenset[str] |
 
 
 async def watch(stop: asyncio.Event) -> None:
-    """Accept applications while this server serves the devices, and run the hub's clock."""
+    """Accept applications while this server serves the devices, run the hub's clock, and
+    write the web server's statistics counters (core.counters) now and then."""
     reader = sync_to_async(_read_state, thread_sensitive=False)
+    flush = sync_to_async(_counters_flush, thread_sensitive=False)
+    counted = HUB.delivered
     while not stop.is_set():
+        counted = delivered_count(HUB, counted)
+        if flush_due():
+            await flush()
         try:
             refresh = time.monotonic() - STATE.extensions_at > 5.0
             serving, refusal, secret, extensions = await reader(refresh)
@@ -575,6 +583,23 @@ async def watch(stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), STATE_EVERY)
         except TimeoutError:
             pass
+    delivered_count(HUB, counted)
+    await flush(force=True)  # what was counted since the last flush survives a restart
+
+
+def delivered_count(hub: h.Hub, counted: int) -> int:
+    """Count the messages ``hub`` delivered since it had delivered ``counted`` (the hub
+    itself does no I/O); return the new mark."""
+    if hub.delivered != counted:
+        count("messages.delivered", hub.delivered - counted)
+    return hub.delivered
+
+
+def _counters_flush(*, force: bool = False) -> None:
+    try:
+        counters_flush(force=force)
+    finally:
+        close_old_connections()
 
 
 async def lifespan(receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable) -> None:

@@ -4,7 +4,8 @@
 (the entries after the backup's position) and ``GET snapshot`` (every replicated
 row); on the backup ``POST nudge``, which pulls right away, in the request, and
 answers the position reached, so the master knows the backup has a change; and
-``POST switchover`` on the backup, the second half of the role swap.
+``POST switchover`` on the backup, the second half of the role swap; ``GET statistics`` on
+either server, its samples of the last 24 hours for the peer's Statistics page.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redundancy.durability import changes_page
 from redundancy.follower import BATCH_SIZE, replication_pull
 from redundancy.heartbeat import heartbeat_answer, probe_answer
 from redundancy.scenarios import switchover_accept
+from redundancy.statistics import samples_answer
 
 MAX_LIMIT = 1000
 
@@ -85,6 +87,12 @@ def nudge(request: HttpRequest, payload: Any) -> tuple[int, Any]:
     return 200, {"position": result.position, "outcome": result.outcome, "reason": result.reason}
 
 
+@peer_endpoint
+def statistics(request: HttpRequest, payload: Any) -> tuple[int, Any]:
+    """This server's samples of the last 24 hours, for the peer's Statistics page."""
+    return _method(request, "GET") or samples_answer()
+
+
 # Unnamed on purpose except the ones pages link to: these are not pages (the access
 # test walks named URLs).
 urlpatterns: list = [
@@ -94,4 +102,5 @@ urlpatterns: list = [
     path("changes", changes),
     path("snapshot", snapshot),
     path("nudge", nudge),
+    path("statistics", statistics),
 ]

@@ -31,6 +31,7 @@ from core.services import event_record
 from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.selectors import replication_status
+from redundancy.statistics import heartbeat_statistics, heartbeat_statistics_parse
 from users.models import DectUser, PeerRegistration
 from users.registration import (
     peer_cursor_parse,
@@ -91,6 +92,8 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "registering": state.registering,
         # Each process's liveness: a node that cannot serve its users counts as lost.
         "health": health_report(window=settings.DETECTION_WINDOW),
+        # The Statistics page's figures of this server: its counters and last failovers.
+        **heartbeat_statistics(),
         "sent_at": time.time(),
     }
     if claims.mode == "master" and peer_claims is not None:
@@ -133,6 +136,7 @@ def parse_status(payload: Any) -> PeerStatus:
         raise MalformedStatus("assignment must be {epoch, by_master, serving}")
     try:
         health_report_parse(payload.get("health"))
+        heartbeat_statistics_parse(payload)
         peer_cursor_parse(payload.get("registrations_seen"))
         rows = peer_registration_rows_parse(payload.get("registrations", []))
     except ValueError as exc:

@@ -42,3 +42,42 @@ class ReplicationState(models.Model):
     def load(cls) -> ReplicationState:
         state, _ = cls.objects.get_or_create(pk=1)
         return state
+
+
+class FailoverRecord(models.Model):
+    """One failover this server carried out, for the Statistics page: when the peer was
+    found lost (``lost_at``, the detection), when the takeover began (after the failover
+    time), when the users were this server's (``taken_over_at``), when the last of them
+    was registered with the PBX and when the last of the peer's devices came here."""
+
+    lost_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    taken_over_at = models.DateTimeField(null=True, blank=True)
+    users_moved = models.IntegerField(default=0)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    devices_at = models.DateTimeField(null=True, blank=True)
+    devices_moved = models.IntegerField(default=0)
+    peer = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"failover of {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class StatisticsSample(models.Model):
+    """What this server served at one moment, sampled every few minutes for the
+    Statistics page's chart of the last 24 hours; kept about two days."""
+
+    at = models.DateTimeField(db_index=True)
+    users_handled = models.IntegerField(default=0)
+    users_registered = models.IntegerField(default=0)
+    basestations = models.IntegerField(default=0)
+    media_resources = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self) -> str:
+        return f"sample of {self.at:%Y-%m-%d %H:%M}"

@@ -120,12 +120,12 @@ def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decisi
         state.registering = decision.registering
         state.save()
         for action in decision.actions:
-            _carry_out(action)
+            _carry_out(action, decision.state)
         health_watch(window=settings.DETECTION_WINDOW, node=settings.NODE_NAME)
     return decision
 
 
-def _carry_out(action: sm.Action) -> None:
+def _carry_out(action: sm.Action, state: sm.State) -> None:
     if isinstance(action, sm.RecordEvent):
         event_record(kind=action.kind, message=action.message, severity=action.severity)
     elif isinstance(action, sm.AdoptDatabaseUUID):
@@ -138,10 +138,9 @@ def _carry_out(action: sm.Action) -> None:
     elif isinstance(action, sm.StepDown):
         role_set(mode="slave", values=config_read(), actor="engine")
     elif isinstance(action, sm.TakeOver):
-        started = time.time()
-        transaction.on_commit(
-            lambda: current_app.send_task(TAKE_OVER_TASK, kwargs={"started_at": started})
-        )
+        # When the takeover began, and when the peer was found lost (the statistics).
+        kwargs = {"started_at": time.time(), "lost_at": state.lost_at}
+        transaction.on_commit(lambda: current_app.send_task(TAKE_OVER_TASK, kwargs=kwargs))
 
 
 def engine_reset_on_start() -> None:

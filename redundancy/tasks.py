@@ -14,6 +14,12 @@ from core.peer import nonce_purge
 from redundancy import runner
 from redundancy.durability import replication_nudge
 from redundancy.follower import replication_pull
+from redundancy.statistics import (
+    failover_begin,
+    failover_devices_done,
+    failovers_registered_check,
+    statistics_sample,
+)
 from users.services import users_takeover_report
 
 logger = logging.getLogger(__name__)
@@ -21,8 +27,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="redundancy.heartbeat", ignore_result=True)
 def heartbeat() -> None:
-    """Beat's periodic tick: exchange heartbeats with the peer and decide."""
+    """Beat's periodic tick: exchange heartbeats with the peer and decide; then time a
+    recent failover's registrations (statistics) if one waits."""
     runner.engine_tick()
+    failovers_registered_check()
 
 
 @shared_task(name="redundancy.housekeeping", ignore_result=True)
@@ -31,11 +39,22 @@ def housekeeping() -> None:
 
 
 @shared_task(name=runner.TAKE_OVER_TASK, ignore_result=True)
-def users_take_over_task(*, started_at: float) -> None:
+def users_take_over_task(*, started_at: float, lost_at: float | None = None) -> None:
     """After the takeover of every user of the lost peer (the engine's new assignment):
-    record it, then wait for the peer's devices to come here."""
-    users_takeover_report(started_at=started_at)
-    devices_takeover_report(started_at=started_at)
+    record it, then wait for the peer's devices to come here, for the statistics too
+    (``lost_at``: when the peer was found lost; absent in a task queued by an older node).
+    The heartbeat task times the users' registrations."""
+    moved = users_takeover_report(started_at=started_at)
+    record = failover_begin(lost_at=lost_at, started_at=started_at, users_moved=moved)
+    devices = devices_takeover_report(started_at=started_at)
+    failover_devices_done(record, moved=devices["rfp"] + devices["media"])
+    failovers_registered_check()
+
+
+@shared_task(name="redundancy.statistics_sample", ignore_result=True)
+def statistics_sample_task() -> None:
+    """Beat's sample for the Statistics chart (and the trim of old samples)."""
+    statistics_sample()
 
 
 @shared_task(name="redundancy.replication_pull", ignore_result=True)

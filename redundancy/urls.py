@@ -14,3 +14,10 @@ urlpatterns = [
     path("configuration/redundancy/switchover/", views.switchover, name="switchover"),
     path("events/", views.event_list, name="event_list"),
 ]
+
+# Status > Statistics (included by kws_admin.urls under statistics/).
+statistics_patterns = [
+    path("", views.statistics_page, name="statistics"),
+    path("reset/", views.statistics_reset, name="statistics_reset"),
+    path("peer-chart/", views.statistics_peer_chart, name="statistics_peer_chart"),
+]

@@ -2,17 +2,19 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core import config
 from core.locks import write_check
 from core.models import Event, NodeState
+from core.peer import PeerError
 from core.reauth import password_confirmed
 from core.rules import Scope
 from core.selectors import config_read
 from core.services import config_update
 from core.services import database_uuid_reset as database_uuid_reset_service
-from redundancy import scenarios
+from redundancy import scenarios, statistics
 from redundancy.forms import RedundancyForm
 from redundancy.heartbeat import peer_probe
 from redundancy.runner import failover_time_applied
@@ -181,3 +183,43 @@ def event_list(request):
     }
     template = "redundancy/partials/event_table.html" if request.htmx else "redundancy/events.html"
     return render(request, template, context)
+
+
+def statistics_page(request):
+    """Status > Statistics: the counters of this server and its peer side by side, and
+    the last 24 hours of each (read only; the page polls)."""
+    own, peer = statistics.statistics_overview()
+    context = {
+        "own": own,
+        "peer": peer,
+        "columns": [own] if peer is None else [own, peer],
+        "pbx": config_read()["sip.registrar"],
+    }
+    if request.htmx:
+        return render(request, "redundancy/partials/statistics_table.html", context)
+    context["charts"] = statistics.chart_build(statistics.samples_recent(), now=timezone.now())
+    context["sample_every"] = settings.STATISTICS_SAMPLE_EVERY
+    return render(request, "redundancy/statistics.html", context)
+
+
+def statistics_peer_chart(request):
+    """The peer's last 24 hours, asked from the peer when the page loads (a fragment)."""
+    context: dict = {"charts": None, "error": ""}
+    if config_read()["redundancy.mode"] == "single":
+        context["error"] = "a single server has no peer"
+    else:
+        try:
+            context["name"], samples = statistics.peer_samples()
+        except (PeerError, ValueError) as exc:
+            context["error"] = str(exc)
+        else:
+            context["charts"] = statistics.chart_build(samples, now=timezone.now())
+    return render(request, "redundancy/partials/statistics_peer_chart.html", context)
+
+
+@require_POST
+def statistics_reset(request):
+    """Start this server's counters from 0 (local: the peer keeps its own)."""
+    statistics.statistics_reset(actor=request.user.username)
+    messages.success(request, f"The counters of {settings.NODE_NAME} start from 0 again.")
+    return redirect("statistics")

@@ -23,13 +23,14 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.counters import count, counters_flush, flush_due
 from core.health import health_stamp
 from core.selectors import config_read
 from core.services import event_record
 from users.config import registrar_address
 from users.models import DectUser, PbxLink, PeerRegistration, SipRegistration
 from users.selectors import handled_users
-from users.sip.client import Credentials, RegistrationStatus, SipRegistrationClient
+from users.sip.client import Credentials, RegistrationStatus, RegState, SipRegistrationClient
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +256,11 @@ class RegistrationRunner:
         user_id = self.ids.get(user) or self._gone_ids.get(user)
         if user_id is not None:
             self._buffer[user_id] = status
+        # Each REGISTER answered (or given up) is one attempt; un-REGISTERs are not counted.
+        if status.state == RegState.REGISTERED:
+            count("sip.registrations")
+        elif status.state == RegState.FAILED and not status.reason.startswith("un-REGISTER"):
+            count("sip.registration_failures")
 
     async def step(self) -> None:
         """Read what this server must hold, adjust the client, and stamp its liveness."""
@@ -336,8 +342,11 @@ class RegistrationRunner:
             await self.client.start()
             logger.info("registering users with %s:%s over %s", *pbx.server, pbx.transport)
 
-    async def flush(self) -> None:
-        """Write the buffered status changes; kept for the next flush if that fails."""
+    async def flush(self, *, final: bool = False) -> None:
+        """Write the buffered status changes; kept for the next flush if that fails. The
+        statistics counters are written every ``core.counters.FLUSH_EVERY`` seconds."""
+        if final or flush_due():
+            await asyncio.to_thread(counters_flush, force=final)
         if not self._buffer:
             return
         changes, self._buffer = self._buffer, {}
@@ -367,4 +376,4 @@ class RegistrationRunner:
         await self.flush()
         if self.client is not None:
             await self.client.stop(unregister=False)
-            await self.flush()
+        await self.flush(final=True)

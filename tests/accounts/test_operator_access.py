@@ -97,3 +97,21 @@ def test_pages_show_an_operator_why_they_are_read_only(operator_client):
     page = operator_client.get(reverse("administrator_list")).text
     assert "Read-only here: your account is an operator" in page
     assert "Add account</button>" not in page
+
+
+@pytest.mark.parametrize(
+    ("name", "hidden"),
+    [
+        ("redundancy_settings", "Reset database UUID</button>"),
+        ("license_list", "Install</button>"),
+        ("user_import", "Import</button>"),
+        ("phonebook_settings", "Test connection</button>"),
+    ],
+)
+def test_pages_hide_their_write_controls_from_an_operator(
+    operator_client, admin_client, name, hidden
+):
+    assert hidden in admin_client.get(reverse(name)).text
+    page = operator_client.get(reverse(name)).text
+    assert hidden not in page
+    assert "Read-only here: your account is an operator" in page

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from accounts.access import OPERATOR_REFUSAL, OPERATOR_WRITES
 from core.models import ChangeLogEntry
+from messaging import rpc
 from messaging.server import _login_check
 from tests.kws_admin.test_access import is_device_api, is_peer_api, named_urls
 from users.models import DectUser
@@ -89,6 +90,22 @@ def test_an_operator_may_log_in_to_the_xml_rpc_api_which_changes_no_configuratio
     # The API sends messages and alarms and reads handset states; no method changes
     # configuration, so an operator account (an application's) may use all of it.
     assert _login_check("oscar", "operator pw 4711", "127.0.0.9")
+
+
+# What /RPC2 offers: sessions, messages and alarms to handsets, calls and handset states.
+# A method that changed configuration would have to refuse an operator's session: a new
+# method fails this test until it is decided.
+MESSAGING_METHODS = {
+    "session_login", "session_logout", "session_receive", "endpoint_sms",
+    "endpoint_sms_advanced", "endpoint_broadcast", "endpoint_base_stations",
+    "endpoint_call_setup", "endpoint_call_accept", "endpoint_call_display",
+    "endpoint_call_menu", "endpoint_call_prompt", "endpoint_call_release",
+    "endpoint_hardware_extension", "endpoint_status",
+}  # fmt: skip
+
+
+def test_every_xml_rpc_method_is_messaging_which_an_operator_may_use():
+    assert set(rpc.METHODS) == MESSAGING_METHODS
 
 
 def test_pages_show_an_operator_why_they_are_read_only(operator_client):

@@ -5,6 +5,8 @@ the backup's page is read-only and refuses account writes with 423."""
 
 from __future__ import annotations
 
+import xmlrpc.client
+
 import pytest
 
 from tests.system.conftest import logged_in, pair_cluster, wait_until
@@ -83,8 +85,14 @@ def test_account_writes_on_the_master_reach_the_backup_and_an_operator_changes_n
         assert "Add account</button>" not in page
         assert change(on_backup, "nina", "disable").status == 423
 
-        # Disable: the account logs in on neither server.
+        # Disable: the account logs in on neither server, and its XML-RPC session ends.
+        rpc = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{pair.master.port}")
+        sid = rpc.session_login("GW-DECT/nina", NINA)
+        assert sid > 0 and rpc.session_receive(sid, 0) != -1
         assert change(master, "nina", "disable").status == 200
+        wait_until(lambda: rpc.session_receive(sid, 0) == -1, timeout=20,
+                   what="nina's XML-RPC session to end")  # fmt: skip
+        assert rpc.session_login("GW-DECT/nina", NINA) == -4
         wait_until(lambda: account(pair.backup_db, "nina")[0] is False, timeout=20,
                    what="the backup to disable nina")  # fmt: skip
         assert not logs_in(pair.master, "nina", NINA)

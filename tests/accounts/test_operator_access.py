@@ -1,10 +1,12 @@
 """An operator reads every page and makes only the few writes of the allow-list: every
 other write of every URL is refused on the server with 403, whatever the page shows."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from accounts.access import OPERATOR_REFUSAL, OPERATOR_WRITES
 from core.models import ChangeLogEntry
@@ -15,7 +17,21 @@ from users.models import DectUser
 
 pytestmark = pytest.mark.django_db
 
-PAGES = [u for u in named_urls() if u[0] != "login" and not is_peer_api(u[1])]
+
+def every_url(resolver=None, prefix=""):
+    """Every named URL, those with arguments too (given 1, or "x" for a string): the
+    role rule refuses before any view looks the object up."""
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from every_url(entry, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern) and entry.name:
+            path = "/" + prefix + str(entry.pattern)
+            path = re.sub(r"<int:\w+>", "1", path)
+            yield entry.name, re.sub(r"<(\w+:)?\w+>", "x", path)
+
+
+PAGES = [u for u in every_url() if u[0] != "login" and not is_peer_api(u[1])]
 PAGES = [u for u in PAGES if not is_device_api(u[1])]
 
 
@@ -31,13 +47,19 @@ def operator_client(operator):
     return client
 
 
-def test_the_walk_reaches_the_administrators_page():
-    assert {"administrator_list", "administrator_add", "administrator_change"} <= {
-        name for name, _ in PAGES
-    }
+def test_the_walk_reaches_every_page_those_with_arguments_too():
+    names = {name for name, _ in PAGES}
+    assert {"administrator_list", "administrator_add", "administrator_change"} <= names
+    assert {"user_edit", "user_delete", "messaging_user_test"} <= names
+    for name, path in PAGES:
+        assert resolve(path).url_name == name, path
 
 
-@pytest.mark.parametrize(("name", "path"), PAGES)
+# Pages without arguments (those with arguments need their object).
+READS = [u for u in named_urls() if u in PAGES]
+
+
+@pytest.mark.parametrize(("name", "path"), READS)
 def test_an_operator_reads_every_page(operator_client, name, path):
     response = operator_client.get(path)
     assert response.status_code != 403, name
@@ -132,3 +154,14 @@ def test_pages_hide_their_write_controls_from_an_operator(
     page = operator_client.get(reverse(name)).text
     assert hidden not in page
     assert "Read-only here: your account is an operator" in page
+
+
+def test_an_operator_reads_a_user_and_may_send_it_a_test_message_but_not_edit_it(
+    operator_client,
+):
+    user = DectUser.objects.create(extension="2002", display_name="Ward 2")
+    page = operator_client.get(reverse("user_edit", args=[user.pk]))
+    assert page.status_code == 200
+    assert "Read-only here: your account is an operator" in page.text
+    assert reverse("messaging_user_test", args=[user.pk]) in page.text
+    assert "Delete user</button>" not in page.text

@@ -179,11 +179,17 @@ def admin_accounts_route() -> Route:
     return route
 
 
-def _administrators_others(user: Any) -> int:
-    """How many enabled administrators there are besides ``user``; their rows stay locked
-    until the caller's transaction ends, so two concurrent writes cannot both remove one."""
+def _administrators_lock() -> list[int]:
+    """Lock the enabled administrators' rows (in one order, before any other account row,
+    so that concurrent account writes wait for each other instead of deadlocking) until
+    the caller's transaction ends: two writes cannot both remove one of the last two."""
     admins = get_user_model().objects.select_for_update().filter(is_active=True, is_superuser=True)
-    return sum(1 for pk in admins.values_list("pk", flat=True) if pk != user.pk)
+    return list(admins.order_by("pk").values_list("pk", flat=True))
+
+
+def _administrators_others(user: Any) -> int:
+    """How many enabled administrators there are besides ``user``."""
+    return sum(1 for pk in _administrators_lock() if pk != user.pk)
 
 
 def _last_administrator_check(user: Any, what: str) -> None:
@@ -214,6 +220,7 @@ def _account_write(
     locked user (AccountError changes nothing) and returns the event's sentence."""
     route = admin_accounts_route()
     with transaction.atomic():
+        _administrators_lock()
         user = get_user_model().objects.select_for_update().filter(username=username).first()
         if user is None:
             raise AccountError(f"there is no administrator account {username[:150]!r}")

@@ -12,13 +12,16 @@ nothing changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import identify_hasher
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts.models import PasswordChangeRequired
+from accounts.models import ADMINISTRATOR, ROLES, PasswordChangeRequired, account_role
 from accounts.replication import ENTITY, admin_account_data, admin_account_upsert
 from core.changelog import changelog_append, changelog_retire
 from core.locks import Locked, write_check
@@ -30,6 +33,20 @@ logger = logging.getLogger(__name__)
 
 # How long a backup waits for the master to take a forwarded change (s).
 FORWARD_TIMEOUT = 5.0
+
+LOCK_ACCOUNTS_ON_MASTER = (
+    "this server is the backup: administrator accounts are managed on the master "
+    "(your own password can be changed here)"
+)
+
+
+class AccountError(Exception):
+    """An account write refused for bad input or by the last-administrator rule; nothing
+    changed. ``field`` names the form field the message belongs to (or "")."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        self.message, self.field = message, field
+        super().__init__(message)
 
 
 def _local_change_noted(what: str) -> None:
@@ -147,3 +164,162 @@ def admin_password_accept(payload: Any) -> tuple[int, dict[str, Any]]:
     except Locked as exc:
         return 423, {"error": exc.reason}
     return 200, {"seq": seq}
+
+
+# --- Administration > Administrators and ``manage.py kwsadmin`` ----------------------
+
+
+def admin_accounts_route() -> Route:
+    """Where an account write of the Administrators page goes here (HERE or LOCAL); raises
+    Locked where accounts cannot be managed: during a failover on the backup and on a
+    joined backup (which forwards only an administrator's own password change)."""
+    route = write_check(Scope.ACCOUNT)
+    if route == Route.MASTER:
+        raise Locked(LOCK_ACCOUNTS_ON_MASTER)
+    return route
+
+
+def _administrators_lock() -> list[int]:
+    """Lock the enabled administrators' rows (in one order, before any other account row,
+    so that concurrent account writes wait for each other instead of deadlocking) until
+    the caller's transaction ends: two writes cannot both remove one of the last two."""
+    admins = get_user_model().objects.select_for_update().filter(is_active=True, is_superuser=True)
+    return list(admins.order_by("pk").values_list("pk", flat=True))
+
+
+def _administrators_others(user: Any) -> int:
+    """How many enabled administrators there are besides ``user``."""
+    return sum(1 for pk in _administrators_lock() if pk != user.pk)
+
+
+def _last_administrator_check(user: Any, what: str) -> None:
+    if user.is_active and user.is_superuser and _administrators_others(user) == 0:
+        raise AccountError(
+            f"{user.get_username()} is the last enabled administrator and cannot be {what}: "
+            "make another account an administrator first"
+        )
+
+
+def _password_check(password: str, user: Any = None) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages), "new_password") from None
+
+
+def _role_check(role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role[:40]!r}: administrator or operator", "role")
+
+
+def _account_write(
+    username: str, change: Callable[[Any], str], *, actor: str, delete: bool = False
+) -> None:
+    """Change one account on the route the lock rule gives, with its change-log entry (or
+    deletion) and an event, all in one transaction. ``change`` checks and changes the
+    locked user (AccountError changes nothing) and returns the event's sentence."""
+    route = admin_accounts_route()
+    with transaction.atomic():
+        _administrators_lock()
+        user = get_user_model().objects.select_for_update().filter(username=username).first()
+        if user is None:
+            raise AccountError(f"there is no administrator account {username[:150]!r}")
+        message = change(user)
+        if delete:
+            user.delete()
+        else:
+            user.save()
+        if route == Route.LOCAL:
+            _local_change_noted(f"admin account {username}")
+        elif delete:
+            admin_account_delete_record(username)
+        else:
+            changelog_append(
+                entity=ENTITY, op="upsert", key=username, data=admin_account_data(user)
+            )
+        event_record(kind="admin_account", message=message, actor=actor)
+
+
+def admin_account_add(*, username: str, password: str, role: str, actor: str) -> Any:
+    """Add an account with ``role`` whose password must be changed at its first login,
+    replicated; AccountError for a bad name, role or password, Locked where accounts
+    cannot be managed."""
+    username = username.strip()
+    User = get_user_model()
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages), "username") from None
+    if not username or len(username) > 150:
+        raise AccountError("a user name has 1 to 150 characters", "username")
+    _role_check(role)
+    _password_check(password, User(username=username))
+    route = admin_accounts_route()
+    with transaction.atomic():
+        if User.objects.filter(username=username).exists():
+            raise AccountError(f"an account {username!r} exists already", "username")
+        administrator = role == ADMINISTRATOR
+        user = User.objects.create_user(
+            username=username, password=password, is_superuser=administrator, is_staff=administrator
+        )
+        PasswordChangeRequired.objects.create(user=user)
+        if route == Route.LOCAL:
+            _local_change_noted(f"admin account {username}")
+        else:
+            changelog_append(
+                entity=ENTITY, op="upsert", key=username, data=admin_account_data(user)
+            )
+        event_record(
+            kind="admin_account", message=f"Account {username} added ({role}).", actor=actor
+        )
+    return user
+
+
+def admin_account_active_set(*, username: str, active: bool, actor: str) -> None:
+    """Enable or disable an account (a disabled one cannot log in anywhere, its sessions
+    end); the last enabled administrator cannot be disabled."""
+
+    def change(user: Any) -> str:
+        if not active:
+            _last_administrator_check(user, "disabled")
+        user.is_active = active
+        return f"Account {username} {'enabled' if active else 'disabled'}."
+
+    _account_write(username, change, actor=actor)
+
+
+def admin_account_delete(*, username: str, actor: str) -> None:
+    """Delete an account; the last enabled administrator cannot be deleted."""
+
+    def change(user: Any) -> str:
+        _last_administrator_check(user, "deleted")
+        return f"Account {username} deleted."
+
+    _account_write(username, change, actor=actor, delete=True)
+
+
+def admin_account_role_set(*, username: str, role: str, actor: str) -> None:
+    """Give an account ``role``; the last enabled administrator cannot become an operator."""
+    _role_check(role)
+
+    def change(user: Any) -> str:
+        if role != ADMINISTRATOR:
+            _last_administrator_check(user, "made an operator")
+        was = account_role(user)
+        user.is_superuser = user.is_staff = role == ADMINISTRATOR
+        return f"Account {username} is now {role} (was {was})."
+
+    _account_write(username, change, actor=actor)
+
+
+def admin_password_reset(*, username: str, password: str, actor: str) -> None:
+    """Give an account a new password that it must change at its next login (its sessions
+    end, the password itself is never recorded)."""
+
+    def change(user: Any) -> str:
+        _password_check(password, user)
+        user.set_password(password)
+        PasswordChangeRequired.objects.get_or_create(user=user)
+        return f"Password of account {username} reset: it must be changed at the next login."
+
+    _account_write(username, change, actor=actor)

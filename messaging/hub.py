@@ -190,6 +190,16 @@ class Hub:
         self._end(session, why=LOGGED_OUT)
         return True
 
+    def accounts_keep(self, enabled: frozenset[str]) -> int:
+        """End the sessions of accounts no longer in ``enabled`` (disabled or deleted since
+        they logged in; a waiting receive returns ENDED); return how many ended."""
+        gone = [session for session in self.sessions.values() if session.account not in enabled]
+        for session in gone:
+            logger.info("XML-RPC session of %s ended: the account is disabled or deleted",
+                        session.account)  # fmt: skip
+            self._end(session)
+        return len(gone)
+
     def _end(self, session: Session, why: object = ENDED) -> None:
         self.sessions.pop(session.id, None)
         for mid in session.pending:

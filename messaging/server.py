@@ -537,7 +537,12 @@ ROUTES: dict[str, Handler] = {
 # --- Keeping in step with the node -----------------------------------------------------------
 
 
-def _read_state(with_extensions: bool) -> tuple[bool, str, str, frozenset[str] | None]:
+def _read_state(
+    with_extensions: bool,
+) -> tuple[bool, str, str, frozenset[str] | None, frozenset[str] | None]:
+    """Whether this server accepts applications and why not, the device secret, and with
+    ``with_extensions`` the users' extensions and the enabled accounts."""
+    from django.contrib.auth import get_user_model
     from django.db import close_old_connections
 
     from basestations.selectors import device_acceptance
@@ -546,14 +551,16 @@ def _read_state(with_extensions: bool) -> tuple[bool, str, str, frozenset[str] |
     try:
         values = config_read()
         serving, reason = device_acceptance(values)
-        extensions = None
+        extensions = accounts = None
         if with_extensions:
             from users.models import DectUser
 
             extensions = frozenset(DectUser.objects.values_list("extension", flat=True))
+            enabled = get_user_model().objects.filter(is_active=True)
+            accounts = frozenset(enabled.values_list("username", flat=True))
         peer = values["redundancy.peer"]
         refusal = reason + (f": connect to the master at {peer}" if peer and not serving else "")
-        return serving, refusal, values["system.device_secret"], extensions
+        return serving, refusal, values["system.device_secret"], extensions, accounts
     finally:
         close_old_connections()
 
@@ -570,10 +577,13 @@ async def watch(stop: asyncio.Event) -> None:
             await flush()
         try:
             refresh = time.monotonic() - STATE.extensions_at > 5.0
-            serving, refusal, secret, extensions = await reader(refresh)
+            serving, refusal, secret, extensions, accounts = await reader(refresh)
             STATE.device_secret = secret
             if extensions is not None:
                 STATE.extensions, STATE.extensions_at = extensions, time.monotonic()
+            if accounts is not None:
+                # A disabled or deleted account's applications lose their sessions too.
+                HUB.accounts_keep(accounts)
             HUB.accept(serving, refusal)
         except Exception:  # a database that is away: stop accepting until it is back
             logger.exception("XML-RPC: cannot read the node's state")

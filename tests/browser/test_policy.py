@@ -30,7 +30,8 @@ def test_pages_run_under_the_policy_and_confirm_before_deleting(live_server, pag
     page.fill("#id_password", "a-Passw0rd-to-use")
     page.click("button[type=submit]")
     for path in ("/", "/users/", "/basestations/", "/configuration/redundancy/", "/licenses/",
-                 "/events/", "/statistics/", f"/basestations/{rfp.pk}/"):  # fmt: skip
+                 "/events/", "/statistics/", "/administration/administrators/",
+                 f"/basestations/{rfp.pk}/"):  # fmt: skip
         page.goto(f"{live_server.url}{path}")
         page.wait_for_load_state("networkidle")
     # The delete form asks first (a data attribute and the vendored script, not inline

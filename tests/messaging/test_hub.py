@@ -309,3 +309,17 @@ def test_a_message_that_reaches_a_base_station_after_its_handset_left_is_paged_a
         assert await hub.receive(session, 0) == [h.release_event("2001", h.NORMAL)]
 
     run(scenario())
+
+
+def test_the_sessions_of_a_disabled_or_deleted_account_end():
+    async def scenario():
+        hub = accepting_hub()
+        kept = hub.login(account="nurse-app", address="127.0.0.1")
+        gone = hub.sessions[hub.login(account="old-app", address="127.0.0.2")]
+        waiting = asyncio.ensure_future(hub.receive(gone, 5))
+        await asyncio.sleep(0)
+        assert hub.accounts_keep(frozenset({"nurse-app", "admin"})) == 1
+        assert await waiting is h.ENDED
+        assert set(hub.sessions) == {kept}
+
+    run(scenario())

@@ -20,3 +20,13 @@ def test_failed_api_logins_lock_the_account_like_failed_gui_logins(settings, cli
     assert Event.objects.filter(kind="login_lockout", message__contains="nurse-app").exists()
     # Another address is not locked (the lockout is per account and address).
     assert _login_check("nurse-app", "right-Passw0rd-1", "127.0.0.8")
+
+
+def test_the_state_the_api_reads_names_the_enabled_accounts():
+    from messaging.server import _read_state
+
+    get_user_model().objects.create_user("nurse-app", password="right-Passw0rd-1")
+    get_user_model().objects.create_user("old-app", password="right-Passw0rd-1", is_active=False)
+    *_, accounts = _read_state(True)
+    assert accounts == frozenset({"nurse-app"})
+    assert _read_state(False)[4] is None

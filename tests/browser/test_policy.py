@@ -31,6 +31,7 @@ def test_pages_run_under_the_policy_and_confirm_before_deleting(live_server, pag
     page.click("button[type=submit]")
     for path in ("/", "/users/", "/basestations/", "/configuration/redundancy/", "/licenses/",
                  "/events/", "/statistics/", "/administration/administrators/",
+                 "/configuration/phonebook/", "/administration/backup/",
                  f"/basestations/{rfp.pk}/"):  # fmt: skip
         page.goto(f"{live_server.url}{path}")
         page.wait_for_load_state("networkidle")

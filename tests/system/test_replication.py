@@ -125,22 +125,22 @@ def caught_up(pair) -> bool:
     return position(pair.backup_db) == head(pair.master_db) > 0
 
 
-def test_a_thousand_mixed_changes_on_the_master_reach_the_backup(tmp_path, cluster_log):
+def test_hundreds_of_mixed_changes_on_the_master_reach_the_backup(tmp_path, cluster_log):
     with pair_cluster(tmp_path, cluster_log, users=40) as pair:
         pair.wait_paired()
         wait_until(lambda: caught_up(pair), timeout=20, what="backup took the first snapshot")
 
         started = time.monotonic()
         counts = json.loads(run(pair.master, MIXED_CHANGES % {"seed": 7, "first": 5000,
-                                                              "count": 1000}))  # fmt: skip
+                                                              "count": 400}))  # fmt: skip
         took = time.monotonic() - started
-        assert sum(counts.values()) == 1000 and min(counts.values()) > 30, counts
+        assert sum(counts.values()) == 400 and min(counts.values()) >= 10, counts
 
         wait_until(lambda: caught_up(pair), timeout=20, what="backup at the master's head")
         exported = export(pair.master_db)
         assert export(pair.backup_db) == exported
         assert exported["basestations"] and ("sip.rate",) in {r[:1] for r in exported["settings"]}
-        print(f"1000 acknowledged changes in {took:.1f} s: {counts}")
+        print(f"400 acknowledged changes in {took:.1f} s: {counts}")
 
 
 def test_an_acknowledged_change_is_on_the_backup_when_the_master_dies(tmp_path, cluster_log):

@@ -60,6 +60,16 @@ def _restore(rows: list[dict[str, Any]]) -> None:
     get_user_model().objects.exclude(username__in=names).delete()
 
 
+def _restore_check(rows: list[dict[str, Any]]) -> str:
+    """A restore must leave an administrator who can log in (the last-administrator rule)."""
+    if any(row.get("is_active") and row.get("is_superuser") for row in rows):
+        return ""
+    return (
+        "the file holds no enabled administrator account: restoring it would leave "
+        "nobody who can administer this system"
+    )
+
+
 def register() -> None:
     entity_register(
         Entity(
@@ -73,5 +83,6 @@ def register() -> None:
             row_label=lambda row: str(row["username"]),
             # The password hash: a backup file without secrets leaves it out.
             secret_fields=frozenset({"password"}),
+            restore_check=_restore_check,
         )
     )

@@ -47,7 +47,9 @@ def state():
 
 @pytest.fixture
 def system():
-    """A small single-server system, its backup written (without secrets) at this point."""
+    """A small single-server system with its administrator, its backup written (without
+    secrets) at this point."""
+    admin_account_create(username="root", password="the password of root")
     config_update(
         changes={"sip.domain": "pbx.example", "system.device_secret": DEVICE_SECRET},
         actor="test",
@@ -352,3 +354,15 @@ def test_more_users_than_the_licenses_allow_are_refused(system, licensed):
 def test_the_preview_warns_an_administrator_whose_account_the_file_removes(system, admin_user):
     notes = restore(system, dry_run=True).notes
     assert any("Your own account alice is not in the file" in note for note in notes)
+
+
+def test_a_file_without_an_enabled_administrator_is_refused_and_changes_nothing():
+    user("2001", display_name="Anna")
+    data = backup_build(actor="test")  # written before any account existed
+    admin_account_create(username="root", password="the password of root")
+    dect_user_delete(user=DectUser.objects.get(extension="2001"), actor="test")
+    before = state()
+    with pytest.raises(RestoreError) as refused:
+        restore(data)
+    assert "no enabled administrator account" in str(refused.value)
+    assert state() == before

@@ -30,6 +30,7 @@ from core.services import config_update, database_uuid_reset
 from licensing.config import SYSTEM_ARI_KEY
 from licensing.products import MASTER_REDUNDANCY
 from licensing.services import license_install, system_ari_change
+from phonebook.services import phonebook_csv_replace
 from redundancy import scenarios
 from tests.redundancy.test_replication_fakes import FakeMaster, become_backup, become_master
 from users.services import dect_user_create, dect_user_delete, dect_user_update
@@ -266,3 +267,10 @@ def test_a_command_is_recorded_with_its_name_and_the_os_user(monkeypatch, capsys
     call_command("kwsconfig", "set", "sip.domain=c.example")
     record = last("config", object_id="sip.domain")
     assert (record.account, record.address) == ("operator", "command line: kwsconfig")
+
+
+def test_a_csv_phonebook_upload_records_how_many_entries_it_replaced(from_browser, settings):
+    phonebook_csv_replace(data=b"name,number\nAnna,2001\nBo,2002\n", actor="alice")
+    record = last("config", object_id="phonebook.csv")
+    assert_from_alice(record, settings)
+    assert changes(record) == {"entries": ("0", "2")}

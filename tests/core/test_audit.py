@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 from django.utils import timezone
 
@@ -274,3 +274,19 @@ def test_a_csv_phonebook_upload_records_how_many_entries_it_replaced(from_browse
     record = last("config", object_id="phonebook.csv")
     assert_from_alice(record, settings)
     assert changes(record) == {"entries": ("0", "2")}
+
+
+def test_kwsaudit_prints_the_filtered_trail_without_secrets(capsys):
+    config_update(changes={"sip.domain": "pbx.example", "redundancy.secret": SECRETS[2]},
+                  actor="alice")  # fmt: skip
+    call_command("kwsaudit", "--kind=config", "--object=sip.")
+    out = capsys.readouterr().out
+    assert "alice: Configuration key sip.domain changed." in out
+    assert "value: - -> pbx.example" in out and "redundancy.secret" not in out
+    call_command("kwsaudit", "--text=redundancy.secret")
+    out = capsys.readouterr().out
+    assert "value: changed" in out and SECRETS[2] not in out
+    call_command("kwsaudit", "--kind=config", "--since=2000-01-01", "--until=2000-01-02")
+    assert capsys.readouterr().out == ""  # nothing that long ago
+    with pytest.raises(CommandError, match="is not a time"):
+        call_command("kwsaudit", "--since=yesterday")

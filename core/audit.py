@@ -292,6 +292,14 @@ def audit_records(
     return records
 
 
+def audit_kinds() -> dict[str, str]:
+    """The product's object kinds and any other an app recorded, with their labels."""
+    kinds = dict(KINDS)
+    for kind in AuditRecord.objects.order_by("kind").values_list("kind", flat=True).distinct():
+        kinds.setdefault(kind, kind.replace("_", " "))
+    return kinds
+
+
 def audit_accounts() -> list[str]:
     """Every account the trail names, for the page's filter."""
     return list(

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from core.audit import KINDS, audit_accounts
+from core.audit import audit_accounts, audit_kinds
 
 
 class AuditFilterForm(forms.Form):
@@ -30,7 +30,7 @@ class AuditFilterForm(forms.Form):
         if wanted and wanted not in accounts:
             accounts.append(wanted)  # an account with no record yet: an empty list, no error
         self.fields["account"].choices = [("", "all")] + [(a, a) for a in accounts]
-        self.fields["kind"].choices = [("", "all")] + list(KINDS.items())
+        self.fields["kind"].choices = [("", "all")] + list(audit_kinds().items())
 
     def clean(self):
         cleaned = super().clean()

@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.shortcuts import render
 
-from core.audit import KINDS, audit_records
+from core.audit import audit_records
 from kws_admin.audit_forms import AuditFilterForm
 
 PAGE_SIZE = 50
@@ -34,7 +34,6 @@ def audit_list(request):
         "page": page,
         "query": query.urlencode(),
         "filtered": bool(query),
-        "kinds": KINDS,
     }
     template = "kws_admin/partials/audit_table.html" if request.htmx else "kws_admin/audit.html"
     return render(request, template, context, status=200 if valid else 400)

@@ -139,3 +139,12 @@ def test_objects_link_to_their_history(admin_client):
         assert link in admin_client.get(page_url).text, page_url
     history = admin_client.get(f"{URL}?kind=basestation&object=rfp:{rfp.pk}").text
     assert "Base station RFP 1" in history and "created" in history
+
+
+def test_a_kind_another_app_records_can_be_filtered_on(admin_client):
+    audit_record(kind="role", object_id="operators", action="created", actor="alice",
+                 summary="Role operators created.")  # fmt: skip
+    audit_record(kind="user", action="created", actor="alice", summary="Not a role.")
+    response = page(admin_client, kind="role")
+    assert response.status_code == 200
+    assert "Role operators created." in response.text and "Not a role." not in response.text

@@ -46,8 +46,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.changelog import Entity, changelog_append, entity_register
-from core.locks import Locked
+from core.locks import Locked, write_permission
 from core.models import AuditRecord
+from core.rules import Scope
 
 ENTITY = "audit"
 
@@ -177,11 +178,13 @@ def audit_record(
     )
     with transaction.atomic():
         record.save()
-        try:
-            with transaction.atomic():
-                changelog_append(entity=ENTITY, op="add", key=record.uid, data=_data(record))
-        except Locked:
-            pass  # the change log is closed to this server: the record stays here
+        # Asked first, so a backup's local record does not wait for the log's head lock.
+        if write_permission(Scope.SHARED).allowed:
+            try:
+                with transaction.atomic():
+                    changelog_append(entity=ENTITY, op="add", key=record.uid, data=_data(record))
+            except Locked:
+                pass  # closed meanwhile (a switchover began): the record stays here
     return record
 
 

@@ -435,6 +435,9 @@ def backup_restore(
                     summary=f"Configuration restored from the backup of "
                     f"{backup.header['node']} written {backup.header['created']}: "
                     f"{plan.summary()}.",
+                    before={change.name: change.old for change in plan.config},
+                    after={change.name: change.new for change in plan.config},
+                    secret_fields={change.name for change in plan.config if change.secret},
                     actor=actor,
                 )
                 changelog_retire()

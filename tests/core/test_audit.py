@@ -202,6 +202,7 @@ def test_a_restore_is_recorded_and_backup_files_leave_the_trail_out(from_browser
     record = last("scenario", object_id="restore")
     assert_from_alice(record, settings)
     assert "Configuration restored" in record.summary
+    assert changes(record)["sip.domain"] == ("two.example", "one.example")
     # The restore keeps every earlier record: history is not rewritten.
     assert AuditRecord.objects.count() == before + 1
 

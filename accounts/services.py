@@ -23,6 +23,7 @@ from django.db import transaction
 
 from accounts.models import ADMINISTRATOR, ROLES, PasswordChangeRequired, account_role
 from accounts.replication import ENTITY, admin_account_data, admin_account_upsert
+from core.audit import audit_origin, audit_record
 from core.changelog import changelog_append, changelog_retire
 from core.locks import Locked, write_check
 from core.peer import PeerClient, PeerError
@@ -30,6 +31,9 @@ from core.rules import Route, Scope
 from core.services import event_record
 
 logger = logging.getLogger(__name__)
+
+# Never stored in the audit trail, shown there as "changed".
+SECRET_FIELDS = frozenset({"password"})
 
 # How long a backup waits for the master to take a forwarded change (s).
 FORWARD_TIMEOUT = 5.0
@@ -72,8 +76,36 @@ def admin_account_record(user: Any) -> int | None:
     )
 
 
+def admin_account_audit(
+    *,
+    username: str,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    actor: str,
+    summary: str = "",
+    account: str | None = None,
+    address: str | None = None,
+) -> None:
+    """Record a change of an admin account in the audit trail (the password hash only as
+    "changed"), in the caller's transaction."""
+    audit_record(
+        kind="account",
+        object_id=username,
+        object_repr=username,
+        action=action,
+        summary=summary or f"Administrator account {username} {action}.",
+        before=before,
+        after=after,
+        secret_fields=SECRET_FIELDS,
+        actor=actor,
+        account=account,
+        address=address,
+    )
+
+
 def admin_account_create(
-    *, username: str, password: str, password_change_required: bool = True
+    *, username: str, password: str, password_change_required: bool = True, actor: str = ""
 ) -> Any:
     """Create a superuser account (installation), replicated where the rule says; it must
     change its password at first login unless told otherwise. Raises Locked."""
@@ -84,6 +116,13 @@ def admin_account_create(
         if password_change_required:
             PasswordChangeRequired.objects.create(user=user)
         admin_account_record(user)
+        admin_account_audit(
+            username=username,
+            action="created",
+            before=None,
+            after=admin_account_data(user),
+            actor=actor or username,
+        )
     return user
 
 
@@ -99,6 +138,7 @@ def admin_password_set(*, user: Any, password: str, actor: str) -> None:
     backup cannot reach the master to forward the change (nothing changes
     then). The caller updates the session's auth hash."""
     route = write_check(Scope.ACCOUNT)
+    before = admin_account_data(user)
     user.set_password(password)
     data = {**admin_account_data(user), "password_change_required": False}
     if route == Route.MASTER:
@@ -117,6 +157,14 @@ def admin_password_set(*, user: Any, password: str, actor: str) -> None:
             + ".",
             actor=actor,
         )
+        if route != Route.MASTER:  # forwarded: the master records it
+            admin_account_audit(
+                username=data["username"],
+                action="password changed",
+                before=before,
+                after=data,
+                actor=actor,
+            )
 
 
 def _admin_forward(data: dict[str, Any]) -> None:
@@ -151,6 +199,7 @@ def admin_password_accept(payload: Any) -> tuple[int, dict[str, Any]]:
             )
             if user is None:
                 return 404, {"error": f"no active admin account {username[:150]!r} on the master"}
+            before = admin_account_data(user)
             user.password = password
             user.save(update_fields=["password"])
             PasswordChangeRequired.objects.filter(user=user).delete()
@@ -160,6 +209,17 @@ def admin_password_accept(payload: Any) -> tuple[int, dict[str, Any]]:
                 kind="admin_account",
                 message=f"Password of admin account {username} changed on the backup.",
                 actor=username,
+            )
+            origin = audit_origin()[1]
+            admin_account_audit(
+                username=username,
+                action="password changed",
+                summary=f"Password of administrator account {username} changed on the backup.",
+                before=before,
+                after=data,
+                actor=username,
+                account=username,
+                address=f"{origin} (the backup)" if origin else "the backup",
             )
     except Locked as exc:
         return 423, {"error": exc.reason}

@@ -40,6 +40,7 @@ from basestations.selectors import (
     fresh_cutoff,
     keepalive_interval,
 )
+from core.audit import audit_record
 from core.changelog import changelog_append
 from core.counters import count
 from core.locks import write_check
@@ -157,6 +158,25 @@ def _record(device: Device) -> int:
     )
 
 
+# The audit trail's object kinds (core.audit.KINDS).
+AUDIT_KIND = {"rfp": "basestation", "media": "media_resource"}
+
+
+def _audit(
+    device: Device, action: str, before: dict | None, after: dict | None, *, actor: str
+) -> None:
+    audit_record(
+        kind=AUDIT_KIND[device.kind],
+        object_id=device_key(device),
+        object_repr=str(device),
+        action=action,
+        summary=f"{LABEL[device.kind]} {device} {action}.",
+        before=before,
+        after=after,
+        actor=actor,
+    )
+
+
 def _device_create(kind: str, *, actor: str, fields: dict[str, Any]) -> Device:
     _fields_check(kind, fields)
     write_check()
@@ -166,6 +186,7 @@ def _device_create(kind: str, *, actor: str, fields: dict[str, Any]) -> Device:
         _save(device)
         _record(device)
         event_record(kind="device", message=f"{LABEL[kind]} {device} added.", actor=actor)
+        _audit(device, "created", None, device_data(device), actor=actor)
     return device
 
 
@@ -189,6 +210,7 @@ def _device_update(device: Device, *, actor: str, fields: dict[str, Any]) -> Dev
                 message=f"{LABEL[device.kind]} {device} changed: {', '.join(changed)}.",
                 actor=actor,
             )
+            _audit(device, "changed", before, after, actor=actor)
     except Exception:
         device.refresh_from_db()
         raise
@@ -199,6 +221,7 @@ def _device_delete(device: Device, *, actor: str) -> None:
     write_check()
     with transaction.atomic():
         key, shown = device_key(device), str(device)
+        _audit(device, "deleted", device_data(device), None, actor=actor)
         device.delete()
         changelog_append(entity=ENTITY, op="delete", key=key, data={})
         event_record(kind="device", message=f"{LABEL[device.kind]} {shown} deleted.", actor=actor)
@@ -266,6 +289,13 @@ def devices_provision(*, basestations: int, media: int, actor: str) -> dict[str,
             event_record(
                 kind="device",
                 message=f"Simulated devices added: {added['rfp']} base stations, "
+                f"{added['media']} media resources.",
+                actor=actor,
+            )
+            audit_record(
+                kind="basestation",
+                action="created",
+                summary=f"Simulated devices added: {added['rfp']} base stations, "
                 f"{added['media']} media resources.",
                 actor=actor,
             )

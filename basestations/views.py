@@ -8,6 +8,7 @@ from basestations import selectors, services
 from basestations.filters import DeviceFilter
 from basestations.forms import BaseStationForm, MediaResourceForm
 from basestations.models import BaseStation, MediaResource
+from basestations.replication import device_key
 from basestations.tables import BaseStationTable, MediaResourceTable
 from core.selectors import config_read
 
@@ -116,6 +117,7 @@ def _edit(request, kind: str, pk: int):
         "device": device,
         "label": spec["label"].lower(),
         "delete_url": spec["delete_url"],
+        "audit_id": device_key(device),  # its history: the Audit page filtered on it
     }
     return render(request, "basestations/form.html", context)
 

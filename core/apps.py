@@ -8,6 +8,7 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # Django loads models before ready(); what registers with the registries is
         # imported here, where Django allows it (the pattern of every app's ready()).
-        from core import replicated
+        from core import audit, replicated
 
         replicated.register()
+        audit.register()

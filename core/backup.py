@@ -41,6 +41,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from core import config
+from core.audit import audit_record
 from core.backupfile import BackupFile, BackupFileError, decode, encode
 from core.changelog import (
     ENTITIES,
@@ -154,7 +155,7 @@ def backup_build(*, actor: str, include_secrets: bool = False, passphrase: str =
         entities = {
             name: spec.snapshot()
             for name, spec in ENTITIES.items()
-            if spec.snapshot is not None and name != CONFIG_ENTITY
+            if spec.snapshot is not None and spec.backed_up and name != CONFIG_ENTITY
         }
     if not include_secrets:
         for name, rows in entities.items():
@@ -313,7 +314,7 @@ def _plan(backup: BackupFile, *, actor: str) -> tuple[RestorePlan, _Writes]:
     current = {
         name: _normalized(spec.snapshot())
         for name, spec in ENTITIES.items()
-        if spec.snapshot is not None and name != CONFIG_ENTITY
+        if spec.snapshot is not None and spec.backed_up and name != CONFIG_ENTITY
     }
     plan.fingerprint = _fingerprint(values, current)
     _config_plan(backup, values, plan, writes)
@@ -349,6 +350,7 @@ def _plan(backup: BackupFile, *, actor: str) -> tuple[RestorePlan, _Writes]:
         kept += [
             f"the {field} of the {spec.title or name}"
             for name, spec in ENTITIES.items()
+            if spec.backed_up
             for field in sorted(spec.secret_fields)
         ]
         plan.notes.append(
@@ -423,6 +425,21 @@ def backup_restore(
             if dry_run:
                 raise _DryRun(plan)
             if plan.changes:
+                # Before the new log starts at 0: the backup gets the record with the
+                # snapshot the new log makes it take.
+                audit_record(
+                    kind="scenario",
+                    object_id="restore",
+                    object_repr="restore of a backup",
+                    action="restore",
+                    summary=f"Configuration restored from the backup of "
+                    f"{backup.header['node']} written {backup.header['created']}: "
+                    f"{plan.summary()}.",
+                    before={change.name: change.old for change in plan.config},
+                    after={change.name: change.new for change in plan.config},
+                    secret_fields={change.name for change in plan.config if change.secret},
+                    actor=actor,
+                )
                 changelog_retire()
                 changelog_retired_notify()
                 event_record(

@@ -56,7 +56,8 @@ class Entity:
     ``id``), ``row_label`` names it in a list, and ``secret_fields`` are left out of a
     backup file without secrets (a restore keeps this server's values of them);
     ``restore_check(rows)`` returns why a restore of these rows is refused (a license's
-    user count), or ''.
+    user count), or ''. ``backed_up``: False leaves the entity out of backup files and
+    their restore (the audit trail, which a restore must not rewrite).
     """
 
     name: str
@@ -70,6 +71,7 @@ class Entity:
     row_label: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
     secret_fields: frozenset[str] = frozenset()
     restore_check: Callable[[list[dict[str, Any]]], str] = lambda rows: ""
+    backed_up: bool = True
 
 
 ENTITIES: dict[str, Entity] = {}

@@ -180,3 +180,27 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.value}"
+
+
+class AuditRecord(models.Model):
+    """One change of the audit trail (``core.audit``): who (account and client address),
+    when, on which server, what object, and its fields before and after (a secret only
+    as "changed"). Replicated by ``uid``; only ever added."""
+
+    uid = models.CharField(max_length=36, unique=True)
+    created = models.DateTimeField(db_index=True)
+    server = models.CharField(max_length=100)
+    account = models.CharField(max_length=150, blank=True, db_index=True)
+    address = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=40, db_index=True)
+    object_id = models.CharField(max_length=200, blank=True, db_index=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=40)
+    summary = models.TextField()
+    changes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return self.summary

@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core import config
+from core.audit import audit_record
 from core.changelog import changelog_append
 from core.locks import write_check
 from core.models import ConfigValue, Event, Refusal
@@ -84,6 +85,16 @@ def config_update(
                     # Shared settings are the master's: replicated, refused on a backup.
                     changelog_append(entity="config", op="set", key=name, data={"value": text})
                 result.changed[name] = value
+                audit_record(
+                    kind="config",
+                    object_id=name,
+                    action="changed",
+                    summary=f"Configuration key {name} changed.",
+                    before={"value": config.format_value(name, old[name])},
+                    after={"value": text},
+                    secret_fields={"value"} if config.KEYS[name].secret else (),
+                    actor=actor,
+                )
         if result.changed:
             described = ", ".join(
                 name if config.KEYS[name].secret else f"{name}={config.format_value(name, value)}"
@@ -105,7 +116,21 @@ def database_uuid_reset(*, actor: str) -> ConfigChange:
         new_uuid = ""
     else:
         new_uuid = str(uuid.uuid4())
-    return config_update(changes={"redundancy.database_uuid": new_uuid}, actor=actor)
+    with transaction.atomic():
+        old = config_get("redundancy.database_uuid")
+        change = config_update(changes={"redundancy.database_uuid": new_uuid}, actor=actor)
+        audit_record(
+            kind="scenario",
+            object_id="database_uuid_reset",
+            object_repr="database UUID reset",
+            action="UUID reset",
+            summary="Database UUID reset"
+            + (": emptied, fetched from the master at join." if not new_uuid else "."),
+            before={"redundancy.database_uuid": old},
+            after={"redundancy.database_uuid": new_uuid},
+            actor=actor,
+        )
+    return change
 
 
 # --- The event log -----------------------------------------------------------

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from core.audit import audit_request
 from core.locks import Locked
 
 
@@ -54,6 +55,18 @@ class IdleSessionMiddleware:
             if last is None or request.headers.get("X-KWS-Poll") != "1":
                 request.session[self.ACTIVE] = now
         return self.get_response(request)
+
+
+class AuditContextMiddleware:
+    """Attributes the audit records a request makes to its account and client address
+    (``core.audit``); after the authentication middleware, which sets the account."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with audit_request(request):
+            return self.get_response(request)
 
 
 class LockedMiddleware:

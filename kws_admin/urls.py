@@ -23,6 +23,8 @@ urlpatterns = [
     path("administration/backup/", include("kws_admin.backup_urls")),
     # Administration > Administrators
     path("administration/administrators/", include("accounts.urls")),
+    # Administration > Audit
+    path("administration/audit/", include("kws_admin.audit_urls")),
     path("partials/node-header/", views.node_header, name="node_header"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from core import config
+from core.audit import audit_record
 from core.locks import write_check
 from core.models import ConfigValue
 from core.rules import Scope
@@ -69,6 +70,22 @@ def license_install(*, text: str, actor: str) -> License:
         except IntegrityError:
             raise _already_installed(code) from None
         event_record(kind="license", message=f"License installed: {_describe(code)}", actor=actor)
+        audit_record(
+            kind="license",
+            object_id=installed.serial_text,
+            object_repr=str(installed),
+            action="installed",
+            summary=f"License installed: {_describe(code)}",
+            after={
+                "product": products.product_label(code.product),
+                "serial": installed.serial_text,
+                "ari": code.ari,
+                "users": code.users,
+                "features": list(code.features),
+                "issued": str(code.issued),
+            },
+            actor=actor,
+        )
     return installed
 
 
@@ -210,6 +227,17 @@ def system_ari_change(*, ari: str, actor: str) -> str:
                 message=f"System ARI changed from {old or '(none)'} to {new} by {actor}: every "
                 "handset subscribed to the old ARI must be re-subscribed",
                 severity="warning",
+                actor=actor,
+            )
+            audit_record(
+                kind="scenario",
+                object_id="system_ari_change",
+                object_repr="system ARI change",
+                action="system ARI change",
+                summary=f"System ARI changed from {old or '(none)'} to {new}: every handset "
+                "subscribed to the old ARI must be re-subscribed.",
+                before={SYSTEM_ARI_KEY: old},
+                after={SYSTEM_ARI_KEY: new},
                 actor=actor,
             )
     return new

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from core import config as core_config
+from core.audit import audit_record
 from core.locks import write_check
 from core.rules import Scope
 from core.selectors import config_read
@@ -148,11 +149,22 @@ def phonebook_csv_replace(*, data: bytes, actor: str) -> int:
         raise CsvUploadRefused(config.CSV_CONFLICT)
     rows = csv_io.csv_parse(data)
     with transaction.atomic():
+        before = PhonebookEntry.objects.count()
         PhonebookEntry.objects.all().delete()
         PhonebookEntry.objects.bulk_create(PhonebookEntry(name=n, number=m) for n, m in rows)
         event_record(
             kind="phonebook",
             message=f"CSV phonebook replaced: {len(rows)} entries",
+            actor=actor,
+        )
+        audit_record(
+            kind="config",
+            object_id="phonebook.csv",
+            object_repr="CSV phonebook",
+            action="replaced",
+            summary=f"CSV phonebook replaced: {len(rows)} entries.",
+            before={"entries": before},
+            after={"entries": len(rows)},
             actor=actor,
         )
     return len(rows)

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from basestations.selectors import witness_report
 from core.assignment import BOTH, Assignment, newest
+from core.audit import audit_origin, audit_record
 from core.changelog import changelog_head_lock
 from core.models import NodeState
 from core.peer import PeerClient, PeerError
@@ -153,6 +154,19 @@ def backup_promote(*, actor: str, master_off: bool = False) -> int:
             actor=actor,
             severity="warning",
         )
+        # Recorded here, a master from now on: replicated to the old master when it
+        # comes back as the backup.
+        audit_record(
+            kind="scenario",
+            object_id="promote",
+            object_repr="promotion",
+            action="promote",
+            summary=f"{settings.NODE_NAME} promoted from backup to master (the master is "
+            f"gone: {gone}).",
+            before={"redundancy.mode": "slave"},
+            after={"redundancy.mode": "master"},
+            actor=actor,
+        )
     return handled
 
 
@@ -211,7 +225,9 @@ def switchover_start(
     head = _handover_begin()
     try:
         try:
-            answer = client.call("POST", "/api/peer/switchover", {"head": head, "actor": actor})
+            # The new master records the switchover: who asked and from where.
+            who = {"head": head, "actor": actor, "address": audit_origin(actor=actor)[1]}
+            answer = client.call("POST", "/api/peer/switchover", who)
         except PeerError as exc:
             mode = _peer_mode(
                 confirm_client or PeerClient.from_config(timeout=2.0),
@@ -273,5 +289,17 @@ def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[st
             message=f"Switchover: {settings.NODE_NAME} is now the master, with every change "
             f"up to position {head}",
             actor=actor,
+        )
+        audit_record(
+            kind="scenario",
+            object_id="switchover",
+            object_repr="switchover",
+            action="switchover",
+            summary=f"Switchover: {settings.NODE_NAME} is now the master, its peer the backup.",
+            before={"redundancy.mode": "slave"},
+            after={"redundancy.mode": "master"},
+            actor=actor,
+            account=actor,
+            address=str(payload.get("address", ""))[:200],
         )
     return 200, {"position": position, "node": settings.NODE_NAME}

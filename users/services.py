@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from core.assignment import home_for_new
+from core.audit import audit_record
 from core.changelog import changelog_append
 from core.models import NodeState
 from core.selectors import peer_name
@@ -41,6 +42,8 @@ EDITABLE = (
     "extension", "display_name", "ipei", "access_code", "sip_username", "sip_password",
     "subscription",
 )  # fmt: skip
+# Never stored in the audit trail, shown there as "changed".
+SECRET_FIELDS = frozenset({"sip_password"})
 _EXTENSION = re.compile(r"^\d{1,32}$")
 _ACCESS_CODE = re.compile(r"^\d{0,8}$")
 
@@ -135,6 +138,7 @@ def dect_user_create(*, actor: str, **fields: Any) -> DectUser:
         _save(user)
         dect_user_record(user)
         event_record(kind="user", message=f"User {user} created.", actor=actor)
+        _audit(user, "created", None, dect_user_data(user), actor=actor)
     return user
 
 
@@ -156,6 +160,7 @@ def dect_user_update(*, user: DectUser, actor: str, **fields: Any) -> DectUser:
             dect_user_record(user)
             shown = ", ".join("SIP password" if n == "sip_password" else n for n in changed)
             event_record(kind="user", message=f"User {user} changed: {shown}.", actor=actor)
+            _audit(user, "changed", before, after, actor=actor)
     except Exception:
         user.refresh_from_db()
         raise
@@ -178,13 +183,36 @@ def subscriptions_reset(*, actor: str, **_: Any) -> int:
             "their handsets must subscribe again.",
             actor=actor,
         )
+        audit_record(
+            kind="user",
+            action="subscriptions reset",
+            summary=f"{len(users)} users back to subscription enabled (the system ARI changed).",
+            actor=actor,
+        )
     return len(users)
+
+
+def _audit(
+    user: DectUser, action: str, before: dict | None, after: dict | None, *, actor: str
+) -> None:
+    audit_record(
+        kind="user",
+        object_id=str(user.pk),
+        object_repr=str(user),
+        action=action,
+        summary=f"User {user} {action}.",
+        before=before,
+        after=after,
+        secret_fields=SECRET_FIELDS,
+        actor=actor,
+    )
 
 
 def dect_user_delete(*, user: DectUser, actor: str) -> None:
     """Delete a user. Raises Locked if this node may not change users."""
     with transaction.atomic():
-        key, name = str(user.pk), str(user)
+        key, name, before = str(user.pk), str(user), dect_user_data(user)
+        _audit(user, "deleted", before, None, actor=actor)
         user.delete()
         changelog_append(entity="user", op="delete", key=key, data={})
         event_record(kind="user", message=f"User {name} deleted.", actor=actor)
@@ -224,6 +252,12 @@ def dect_user_seed_demo(*, count: int, seed: int = 6000) -> int:
         for user in users:
             dect_user_record(user)
         event_record(kind="user", message=f"{len(users)} demo users created.", actor="kwsdemo")
+        audit_record(
+            kind="user",
+            action="created",
+            summary=f"{len(users)} demo users created (extensions 2000 on).",
+            actor="kwsdemo",
+        )
     return len(users)
 
 

@@ -273,17 +273,24 @@ def _role_check(role: str) -> None:
 
 
 def _account_write(
-    username: str, change: Callable[[Any], str], *, actor: str, delete: bool = False
+    username: str,
+    change: Callable[[Any], str],
+    *,
+    action: str,
+    actor: str,
+    delete: bool = False,
 ) -> None:
     """Change one account on the route the lock rule gives, with its change-log entry (or
-    deletion) and an event, all in one transaction. ``change`` checks and changes the
-    locked user (AccountError changes nothing) and returns the event's sentence."""
+    deletion), an event and its audit record (``action``), all in one transaction.
+    ``change`` checks and changes the locked user (AccountError changes nothing) and
+    returns the event's sentence."""
     route = admin_accounts_route()
     with transaction.atomic():
         _administrators_lock()
         user = get_user_model().objects.select_for_update().filter(username=username).first()
         if user is None:
             raise AccountError(f"there is no administrator account {username[:150]!r}")
+        before = admin_account_data(user)
         message = change(user)
         if delete:
             user.delete()
@@ -298,6 +305,14 @@ def _account_write(
                 entity=ENTITY, op="upsert", key=username, data=admin_account_data(user)
             )
         event_record(kind="admin_account", message=message, actor=actor)
+        admin_account_audit(
+            username=username,
+            action=action,
+            before=before,
+            after=None if delete else admin_account_data(user),
+            actor=actor,
+            summary=message,
+        )
 
 
 def admin_account_add(*, username: str, password: str, role: str, actor: str) -> Any:
@@ -329,8 +344,15 @@ def admin_account_add(*, username: str, password: str, role: str, actor: str) ->
             changelog_append(
                 entity=ENTITY, op="upsert", key=username, data=admin_account_data(user)
             )
-        event_record(
-            kind="admin_account", message=f"Account {username} added ({role}).", actor=actor
+        message = f"Account {username} added ({role})."
+        event_record(kind="admin_account", message=message, actor=actor)
+        admin_account_audit(
+            username=username,
+            action="created",
+            before=None,
+            after=admin_account_data(user),
+            actor=actor,
+            summary=message,
         )
     return user
 
@@ -345,7 +367,7 @@ def admin_account_active_set(*, username: str, active: bool, actor: str) -> None
         user.is_active = active
         return f"Account {username} {'enabled' if active else 'disabled'}."
 
-    _account_write(username, change, actor=actor)
+    _account_write(username, change, action="enabled" if active else "disabled", actor=actor)
 
 
 def admin_account_delete(*, username: str, actor: str) -> None:
@@ -355,7 +377,7 @@ def admin_account_delete(*, username: str, actor: str) -> None:
         _last_administrator_check(user, "deleted")
         return f"Account {username} deleted."
 
-    _account_write(username, change, actor=actor, delete=True)
+    _account_write(username, change, action="deleted", actor=actor, delete=True)
 
 
 def admin_account_role_set(*, username: str, role: str, actor: str) -> None:
@@ -369,7 +391,7 @@ def admin_account_role_set(*, username: str, role: str, actor: str) -> None:
         user.is_superuser = user.is_staff = role == ADMINISTRATOR
         return f"Account {username} is now {role} (was {was})."
 
-    _account_write(username, change, actor=actor)
+    _account_write(username, change, action="role changed", actor=actor)
 
 
 def admin_password_reset(*, username: str, password: str, actor: str) -> None:
@@ -382,4 +404,4 @@ def admin_password_reset(*, username: str, password: str, actor: str) -> None:
         PasswordChangeRequired.objects.get_or_create(user=user)
         return f"Password of account {username} reset: it must be changed at the next login."
 
-    _account_write(username, change, actor=actor)
+    _account_write(username, change, action="password reset", actor=actor)

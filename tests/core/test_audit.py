@@ -12,7 +12,16 @@ from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 from django.utils import timezone
 
-from accounts.services import admin_account_create, admin_password_accept, admin_password_set
+from accounts.services import (
+    admin_account_active_set,
+    admin_account_add,
+    admin_account_create,
+    admin_account_delete,
+    admin_account_role_set,
+    admin_password_accept,
+    admin_password_reset,
+    admin_password_set,
+)
 from basestations.services import (
     basestation_create,
     basestation_delete,
@@ -163,6 +172,32 @@ def test_an_account_records_its_password_change_only_as_changed(from_browser, se
     assert_from_alice(record, settings)
     assert changes(record)["password"] == ("", "changed")
     assert changes(record)["password_change_required"] == ("yes", "no")
+    assert_no_secret_anywhere()
+
+
+def test_the_administrators_page_writes_record_their_before_and_after(from_browser, settings):
+    admin_account_add(username="nina", password="nina's first password", role="operator",
+                      actor="alice")  # fmt: skip
+    assert changes(last("account", object_id="nina", action="created"))["is_superuser"] == (
+        "",
+        "no",
+    )
+    admin_account_role_set(username="nina", role="administrator", actor="alice")
+    record = last("account", object_id="nina", action="role changed")
+    assert_from_alice(record, settings)
+    assert changes(record)["is_superuser"] == ("no", "yes")
+    admin_account_active_set(username="nina", active=False, actor="alice")
+    assert changes(last("account", object_id="nina", action="disabled"))["is_active"] == (
+        "yes",
+        "no",
+    )
+    admin_password_reset(username="nina", password="nina's reset password", actor="alice")
+    assert changes(last("account", object_id="nina", action="password reset"))["password"] == (
+        "",
+        "changed",
+    )
+    admin_account_delete(username="nina", actor="alice")
+    assert last("account", object_id="nina", action="deleted").summary == "Account nina deleted."
     assert_no_secret_anywhere()
 
 

@@ -88,25 +88,30 @@ class _Pbx:
         )
         if self.name == "Kamailio":
             try:
-                self.kamailio = pbx.Kamailio(port=self.port, workdir=self._folder / "kamailio")
+                # Its own temporary folder: Kamailio runs as nobody when we are root, and
+                # nobody may not reach a data dir under a private home or /tmp/tmp.XXXX.
+                self.kamailio = pbx.Kamailio(port=self.port)
                 self.kamailio.add_subscribers(
                     (user, "127.0.0.1", password) for user, password in credentials.items()
                 )
                 self.kamailio.start()
-                atexit.register(self.kamailio.stop)
+                atexit.register(self.kamailio.close)
                 return
             except (pbx.KamailioError, OSError) as exc:
                 if self.choice == "kamailio":
                     raise RuntimeError(f"Kamailio did not start: {exc}") from None
-                self.kamailio = None
-                self.name = f"the demo's registrar (Kamailio did not start: {exc})"
+                if self.kamailio is not None:
+                    self.kamailio.close()
+                    self.kamailio = None
+                first_line = (str(exc).strip().splitlines() or ["?"])[0][:160]
+                self.name = f"the demo's registrar (Kamailio did not start: {first_line})"
         if self.kamailio is None:
             self.registrar = Registrar(credentials=credentials, port=self.port).start()
             atexit.register(self.registrar.stop)
 
     def stop(self) -> None:
         if self.kamailio is not None:
-            self.kamailio.stop()
+            self.kamailio.close()
         if self.registrar is not None:
             self.registrar.stop()
 

@@ -24,6 +24,7 @@ from basestations.selectors import devices_heartbeat
 from core import config
 from core.assignment import BOTH, SLOTS, Assignment
 from core.health import engine_fresh, health_report, health_report_parse
+from core.locks import switching
 from core.models import NodeState
 from core.peer import PeerClient, PeerError
 from core.selectors import config_read
@@ -61,6 +62,7 @@ def own_claims(values: dict[str, Any] | None = None) -> sm.Claims:
         database_uuid=values["redundancy.database_uuid"],
         features=licensed_features(),
         ari=values["system.ari"],
+        handing_over=values["redundancy.mode"] == "master" and switching(NodeState.load()),
     )
 
 

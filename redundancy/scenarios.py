@@ -282,6 +282,12 @@ def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[st
         return 409, {"error": f"position {position} is past the master's head {head}"}
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
+        # The master's last heartbeat still says master: its own request says it hands
+        # the role over, so this server does not take it for a master that came back.
+        status = NodeState.objects.select_for_update().get(pk=1).peer_status or {}
+        if isinstance(status.get("claims"), dict):
+            status["claims"]["handing_over"] = True
+            NodeState.objects.filter(pk=1).update(peer_status=status)
         role_set(mode="master", values=values, actor=actor)
         _engine_restart(mode="master", phase=PEER_LOST)
         event_record(

@@ -58,6 +58,9 @@ class Claims:
     features: dict[str, Any] = field(default_factory=dict)
     # The server's own ARI (the backup acts under the master's with the ARI swap).
     ari: str = ""
+    # A master handing its role to its backup (a switchover between the backup's
+    # promotion and the master's own step to backup).
+    handing_over: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Claims:
@@ -68,6 +71,7 @@ class Claims:
             database_uuid=str(data.get("database_uuid", "")),
             features=dict(data.get("features") or {}),
             ari=str(data.get("ari", "")),
+            handing_over=data.get("handing_over") is True,
         )
 
 
@@ -405,6 +409,11 @@ def _decide_peer_alive(state: State, obs: Observations, now: float, peer_name: s
     assert obs.peer is not None
     actions: list[Action] = []
     if obs.mode == "master" and obs.peer.mode == "master":
+        if obs.peer.handing_over:
+            # A switchover made this server master a moment before the old master steps
+            # to backup: it is not a master that came back, and nobody steps down.
+            return _decision(obs, state, [], f"{peer_name} is handing the master role to "
+                                             "this server")  # fmt: skip
         return _two_masters(state, obs, peer_name)
     if obs.mode == "master":
         verdict = join_verdict(obs.own, obs.peer)

@@ -167,3 +167,10 @@ def peer_registrations_cursor() -> list[Any] | None:
         .first()
     )
     return [last[0].isoformat(), last[1]] if last else None
+
+
+def sip_credentials() -> list[tuple[str, str]]:
+    """Every user's SIP username and password (for a registrar's table; never shown)."""
+    return list(
+        DectUser.objects.exclude(sip_username="").values_list("sip_username", "sip_password")
+    )

@@ -15,6 +15,7 @@ from core.assignment import Assignment, home_for_new, newest
 from redundancy.statemachine import (
     FAILOVER,
     NORMAL,
+    PEER_LOST,
     Claims,
     Observations,
     State,
@@ -354,3 +355,21 @@ def test_an_old_master_that_finds_a_promoted_one_steps_down_and_serves_nobody_ne
     assert (pair.a.registering, pair.b.registering) == ("A", "B")
     assert pair.overlaps == []
     assert StepDown  # the action the runner carries out
+
+
+def test_the_new_master_of_a_switchover_does_not_step_down_for_the_master_handing_over():
+    pair = Pair(failover_time=0).formed()
+    # The backup accepted the switchover (scenarios.switchover_accept): master, a fresh
+    # engine. The old master has not stepped to backup yet and says it is handing over;
+    # its assignment is newer than the new master's (it raised it last).
+    pair.b.claims = replace(pair.b.claims, mode="master")
+    pair.b.state = State(phase=PEER_LOST, joined_before=True)
+    pair.a.claims = replace(pair.a.claims, handing_over=True)
+    pair.a.assignment = Assignment(pair.a.assignment.epoch + 1, True, "AB")
+    pair.beat()
+    assert "handing the master role" in pair.b.reasons[-1]
+    assert not any(reason.startswith("stepping down") for reason in pair.b.reasons)
+    # Without the mark, the same claims are a master that came back: one steps down.
+    pair.a.claims = replace(pair.a.claims, handing_over=False)
+    pair.beat()
+    assert pair.b.reasons[-1].startswith("stepping down")

@@ -1,5 +1,7 @@
 """The README's first command on the embedded default: two paired nodes on SQLite and the
-filesystem broker (no PostgreSQL or Redis), demo data, and Ctrl-C stops everything."""
+filesystem broker (no PostgreSQL or Redis), demo data, the users registered with the demo's
+own registrar, ``kwsdemo failover`` and ``kwsdemo restore`` from another command line, and
+Ctrl-C stops everything."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 from kws_admin.cluster import ROOT
 from tests.system.conftest import wait_until
 from tests.system.http import Browser
-from tests.system.infra import free_port
+from tests.system.infra import FAST, free_port
 
 pytestmark = pytest.mark.system
 
@@ -69,16 +71,27 @@ def header(page: str, field: str) -> str:
     return match.group(1) if match else ""
 
 
+def kwsdemo(action: str, data: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """What a newcomer types in a second terminal (or the same one)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "kwsdemo", action, f"--demo-dir={data}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+
+
 def test_make_demo_brings_up_a_paired_embedded_pair_and_ctrl_c_stops_it(tmp_path):
     data = tmp_path / "demo"
     master_port, backup_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KWS_")}  # embedded default
+    # The demo's own registrar (what a machine without Kamailio gets; users/pbx.py's
+    # Kamailio is tested with the SIP client), and short heartbeats for the failover.
     demo = subprocess.Popen(
         [sys.executable, "-m", "kws_admin.demo", f"--data-dir={data}", "--users=40",
          f"--master-port={master_port}", f"--backup-port={backup_port}",
-         "--basestations=2", "--media=1", "--handsets=2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+         "--basestations=2", "--media=1", "--handsets=2", "--pbx=registrar",
+         "--failover-time=3"],
+        cwd=ROOT, env={**env, **FAST}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
     )  # fmt: skip
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True).start()
@@ -120,9 +133,12 @@ def test_make_demo_brings_up_a_paired_embedded_pair_and_ctrl_c_stops_it(tmp_path
                    == "normal", timeout=30, what="the backup to join")  # fmt: skip
         assert header(backup.get("/partials/node-header/").text, "mode") == "backup (slave)"
 
-        def split(browser: Browser, node: str) -> int:
-            page = browser.get(f"/users/?node={node}").text
+        def count(browser: Browser, query: str) -> int:
+            page = browser.get(f"/users/?{query}").text
             return int(re.search(r"(\d+) of (\d+) users", page).group(1))
+
+        def split(browser: Browser, node: str) -> int:
+            return count(browser, f"node={node}")
 
         wait_until(lambda: split(backup, "M") + split(backup, "S") == 40 and split(backup, "S"),
                    timeout=30, what="the backup has the users, split between both")  # fmt: skip
@@ -130,7 +146,38 @@ def test_make_demo_brings_up_a_paired_embedded_pair_and_ctrl_c_stops_it(tmp_path
         wait_until(lambda: "2 base stations" in master.get("/").text, timeout=30,
                    what="the simulated base stations on the master")  # fmt: skip
 
-        tags = ("[master/", "[backup/", "[devices]")
+        # The demo's registrar holds a binding of every user, each made by its own server;
+        # each Users page shows them all registered (the peer's states come by heartbeat).
+        assert "PBX: the demo's registrar" in output
+        registered = "registration=registered"
+        for browser in (master, backup):
+            wait_until(lambda b=browser: count(b, registered) == 40, timeout=60,
+                       what="every user registered with the demo's registrar")  # fmt: skip
+
+        # kwsdemo failover kills the master: the backup takes over and registers every user.
+        done = kwsdemo("failover", data, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "were killed" in done.stdout
+        wait_until(lambda: header(backup.get("/partials/node-header/").text, "phase")
+                   == "failover", timeout=60, what="the backup's failover")  # fmt: skip
+        wait_until(lambda: count(backup, "node=S") == 40 and count(backup, registered) == 40,
+                   timeout=60, what="the backup serves and registers every user")  # fmt: skip
+        with pytest.raises(OSError):
+            master.get("/")
+        again = kwsdemo("failover", data, env)
+        assert again.returncode != 0 and "already stopped" in again.stderr
+
+        # kwsdemo restore: the master returns and takes its half of the users back.
+        done = kwsdemo("restore", data, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "runs again" in done.stdout
+        wait_until(lambda: header(master.get("/partials/node-header/").text, "phase")
+                   == "normal" and 0 < split(master, "S") < 40, timeout=90,
+                   what="the master back, the users split again")  # fmt: skip
+        wait_until(lambda: count(master, registered) == 40, timeout=60,
+                   what="every user registered again after the return")  # fmt: skip
+
+        tags = ("[master/", "[backup/", "[devices]", "[demo]")
         untagged = [line for line in lines if line.strip() and not any(t in line for t in tags)
                     and not line.startswith(("KWS Admin demo is running", "  "))]  # fmt: skip
         assert not untagged, untagged[:10]

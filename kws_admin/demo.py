@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         shared_settings.append(f"--set=redundancy.failover_time={args.failover_time}")
     env = {"KWS_LICENSE_PUBLIC_KEY": public_key}
     master = Node("master", args.master_port, data / "master", env=env, output=output)
-    backup = Node("backup", args.backup_port, data / "backup", env=env, output=output)
+    # The backup's Status page fails the master and brings it back through the launcher.
+    backup_env = {**env, "KWS_DEMO_CONTROL_DIR": str(data / "control")}
+    backup = Node("backup", args.backup_port, data / "backup", env=backup_env, output=output)
     for node, mode, peer in ((master, "master", backup), (backup, "slave", master)):
         ari, codes = servers[node.name]
         # The device secret is shared configuration: set on the master, replicated.

@@ -79,6 +79,9 @@ def env_secret(name: str, default: str = "") -> str:
 # Where an embedded node keeps its database, broker queue and beat schedule.
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var" / "node"))).resolve()
 NODE_NAME = env_str("NODE_NAME", "kws")
+# Only in the demo (kws_admin/demo.py sets it on the backup): the launcher's control folder,
+# so the backup's Status page can fail the master and bring it back (core/demo_control.py).
+DEMO_CONTROL_DIR = env_str("DEMO_CONTROL_DIR")
 # Which of the node's processes this is (web, worker, beat, cli); set by the launcher.
 PROCESS_ROLE = env_str("PROCESS_ROLE", "cli")
 # The firmware this server runs; a backup joins only a master with the same firmware.

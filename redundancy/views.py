@@ -29,6 +29,7 @@ def status(request):
         "state": state,
         "detection_window": settings.DETECTION_WINDOW,
         "pbx": config_read()["sip.registrar"],
+        "demo_control": bool(settings.DEMO_CONTROL_DIR),
     }
     template = "redundancy/partials/pair_status.html" if request.htmx else "redundancy/status.html"
     return render(request, template, context)
@@ -194,6 +195,7 @@ def statistics_page(request):
         "peer": peer,
         "columns": [own] if peer is None else [own, peer],
         "pbx": config_read()["sip.registrar"],
+        "demo_control": bool(settings.DEMO_CONTROL_DIR),
     }
     if request.htmx:
         return render(request, "redundancy/partials/statistics_table.html", context)

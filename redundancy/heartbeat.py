@@ -31,7 +31,7 @@ from core.services import event_record
 from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.selectors import replication_status
-from users.models import DectUser, PeerRegistration
+from users.models import DectUser, PbxLink, PeerRegistration
 from users.registration import (
     peer_cursor_parse,
     peer_registration_rows_parse,
@@ -42,6 +42,7 @@ from users.selectors import (
     peer_registrations_cursor,
     registration_progress,
     registrations_changed_since,
+    sip_rate_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "users_handled": handled_users().count(),
         "users_registered": registration_progress()[0],
         "users_total": DectUser.objects.count(),
+        "sip_rate": sip_rate_text(PbxLink.load()),
         "replication": replication_status(),
         "devices": devices_heartbeat(),
         # Registration states flow both ways: ours after what the peer says it has.

@@ -321,11 +321,13 @@ class RegistrationRunner:
             else:
                 await self._switch(pbx)
         self._gone_ids.update({u: i for u, i in self.ids.items() if u not in ids})
+        # A takeover: every home after one (a moment without any may come between).
         if self.client is not None and homes == BOTH and self._homes not in ("", BOTH):
             taken = set(accounts) - set(self.ids)
             if taken:
                 self._takeover = (taken, time.time(), self.client.sent["register"])
-        self._homes = homes
+        if homes:
+            self._homes = homes
         self.ids = ids
         if self.client is not None:
             self.client.set_accounts(accounts)

@@ -19,14 +19,19 @@ def test_an_unlimited_pbx_is_used_at_the_ceiling_at_once(kamailio):
         await client.start()
         started = time.monotonic()
         client.set_accounts(accounts)
-        await client.wait(lambda p: p.registered == 1000, timeout=20)
+        seen = set()
+        while client.progress().registered < 1000:
+            assert time.monotonic() - started < 20, client.progress()
+            seen.add(client.rate_now())
+            await asyncio.sleep(0.01)
         elapsed = time.monotonic() - started
-        rate, reason = client.rate_now()
         await client.stop()
-        return elapsed, rate, reason
+        return elapsed, seen
 
-    elapsed, rate, reason = asyncio.run(scenario())
-    assert (rate, reason) == (5000, "at the ceiling: the PBX answers promptly")
+    elapsed, seen = asyncio.run(scenario())
+    # At the ceiling after a few answers (a REGISTER lost on a loaded machine may cut it
+    # later, which is not what this test is about).
+    assert (5000, "at the ceiling: the PBX answers promptly") in seen
     # 2000 REGISTERs: at the note's fixed 100 per second, 10 s.
     assert elapsed < 5, elapsed
     assert kamailio.registered_users() == 1000

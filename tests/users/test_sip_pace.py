@@ -140,3 +140,19 @@ def test_a_retransmission_backs_off_less_than_a_timeout(clock):
     answer(pace, clock, 400, per_second=400)
     assert pace.on_retransmit() == pytest.approx(0.7 * 400)
     assert pace.last.reason == "backing off: a REGISTER was lost"
+
+
+def test_the_seconds_of_a_retry_after_are_read_with_or_without_a_comment():
+    from users.sip.client import _retry_after
+    from users.sip.message import parse_message
+
+    def response(header: str) -> object:
+        return parse_message(
+            b"SIP/2.0 503 Service Unavailable\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n"
+            b"Call-ID: c\r\nCSeq: 1 REGISTER\r\n" + header.encode() + b"Content-Length: 0\r\n\r\n"
+        )
+
+    assert _retry_after(response("Retry-After: 120 (busy);duration=60\r\n")) == 120
+    assert _retry_after(response("Retry-After: 5\r\n")) == 5
+    assert _retry_after(response("")) is None
+    assert _retry_after(response("Retry-After: soon\r\n")) is None

@@ -156,3 +156,21 @@ def test_the_seconds_of_a_retry_after_are_read_with_or_without_a_comment():
     assert _retry_after(response("Retry-After: 5\r\n")) == 5
     assert _retry_after(response("")) is None
     assert _retry_after(response("Retry-After: soon\r\n")) is None
+
+
+def test_a_pbx_that_went_away_is_caught_up_with_quickly_once_it_answers_again(clock):
+    """Timeouts with no answer at all: the floor, then slow start back to the rate known
+    good before, and from there additive increase."""
+    pace = RateController(ceiling=10000, clock=clock)
+    answer(pace, clock, 2000, per_second=2000)
+    pace.on_503(None)  # a limit found at about 2000/s: 1700
+    known_good = pace.rate
+    clock.advance(5)  # the PBX stops answering
+    assert pace.on_timeout() == pace.floor
+    assert pace.last.reason == "backing off: the PBX does not answer"
+    clock.advance(1.5)
+    pace.on_timeout()  # still nothing: what was known good is kept
+    answer(pace, clock, 15, per_second=1000)
+    assert pace.rate == pytest.approx(known_good)
+    assert not pace.slow_start
+    assert pace.last.reason == "raising: the PBX answers again"

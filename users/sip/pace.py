@@ -6,7 +6,9 @@ so an idle PBX is used at the ceiling after a few answers. The first sign of ove
 (a ``503 Service Unavailable``, a retransmission, a timeout) ends slow start and cuts
 the rate to a fraction of what the PBX answered in the last second (multiplicative
 decrease); from there it grows by a fixed step per second while answers come
-(additive increase). A ``Retry-After`` pauses every new request until then (RFC 3261
+(additive increase). A PBX that answers nothing at all is not overloaded but away: its
+timeouts drop the rate to the floor and slow start again, which climbs back to the last
+rate known good once it answers. A ``Retry-After`` pauses every new request until then (RFC 3261
 21.5.4). A cut happens at most once per ``hold`` seconds, so a burst of refusals from one
 overloaded second counts once. Transactions in flight are bounded by ``window``, which
 halves on a timeout and grows back by one per answer.
@@ -70,6 +72,8 @@ class RateController:
         # W_max): a PBX limited at 500/s is found again within a second or two.
         self.increase = increase
         self.slow_start = True
+        # Where slow start ends: the ceiling, or the rate known good before the PBX went quiet.
+        self.threshold = self.ceiling
         self.paused_until = 0.0
         self._answered: deque[float] = deque()  # answer times of the last second
         self._cut_at = -float("inf")
@@ -96,11 +100,16 @@ class RateController:
         self._answered.append(now)
         self._forget(now)
         if self.slow_start:
-            was = self.rate
-            self.rate = min(self.ceiling, self.rate + min(self.rate, 1.0 / max(rtt, 0.001)))
-            if self.rate >= self.ceiling and was < self.ceiling:
-                self._note("at the ceiling: the PBX answers promptly", now)
-            elif self.last.reason.startswith("starting"):
+            was, top = self.rate, min(self.ceiling, self.threshold)
+            self.rate = min(top, self.rate + min(self.rate, 1.0 / max(rtt, 0.001)))
+            if self.rate >= self.ceiling:
+                if was < self.ceiling:
+                    self._note("at the ceiling: the PBX answers promptly", now)
+            elif self.rate >= top:
+                self.slow_start = False  # from here, carefully: additive increase
+                self._step = max(self.floor, self.increase * top)
+                self._note("raising: the PBX answers again", now)
+            elif not self.last.reason.startswith("raising"):
                 self._note("raising: the PBX answers promptly", now)
         elif now >= self._cut_at + self.hold and self.rate < self.ceiling:
             self.rate = min(self.ceiling, self.rate + self._step * (now - self._grown_at))
@@ -124,6 +133,14 @@ class RateController:
 
     def on_timeout(self) -> float:
         now = self.clock()
+        if self.answered_per_second() == 0 and now >= self._cut_at + self.hold:
+            # Nothing answered: away, not overloaded. Keep what was known good.
+            if not self.slow_start:
+                self.threshold = max(self.floor, self.rate)
+            self.rate, self.slow_start, self._cut_at = self.floor, True, now
+            self.window = max(self.min_window, self.window / 2)
+            self._note("backing off: the PBX does not answer", now)
+            return self.rate
         rate = self._cut(now, self.BETA_TIMEOUT, "backing off: the PBX did not answer")
         self.window = max(self.min_window, self.window / 2)
         return rate

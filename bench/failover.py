@@ -59,6 +59,22 @@ from users.pbx import Kamailio  # noqa: E402
 DEVICE_SECRET = "bench-device-secret-0123"
 
 
+def _sip_rate(text: str) -> str | int:
+    return "auto" if text == "auto" else int(text)
+
+
+def _rate_setting(args) -> list[str]:
+    """``kwsconfig set`` arguments for --sip-rate: none for auto (the default)."""
+    return [] if args.sip_rate == "auto" else [f"sip.rate={args.sip_rate}"]
+
+
+def _reregistration_event(db, since: float) -> tuple[float, str] | None:
+    for created, message in db.events("sip"):
+        if created.timestamp() >= since and message.startswith("Failover re-registration"):
+            return created.timestamp(), message
+    return None
+
+
 def registered(db) -> int:
     return db.value("select count(*) from users_sipregistration where state = 'registered'") or 0
 
@@ -77,7 +93,19 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=2.0, help="detection window (s)")
     parser.add_argument("--verbose", action="store_true", help="print the nodes' logs")
     parser.add_argument("--no-pbx", action="store_true", help="leave SIP registration out")
-    parser.add_argument("--sip-rate", type=int, default=2000, help="sip.rate for the run")
+    parser.add_argument(
+        "--sip-rate",
+        type=_sip_rate,
+        default=2000,
+        help="sip.rate for the run; auto keeps the product's default (the adaptive rate)",
+    )
+    parser.add_argument(
+        "--pbx-limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Kamailio answers 503 above N REGISTERs per second (0: no limit)",
+    )
     parser.add_argument("--basestations", type=int, default=100, help="simulated base stations")
     how = parser.add_mutually_exclusive_group()
     how.add_argument(
@@ -104,7 +132,8 @@ def main() -> int:
         log = print  # type: ignore[assignment]
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kws-bench-"))
-        pbx = None if args.no_pbx else stack.enter_context(Kamailio())
+        limit = {"REGISTER_LIMIT": args.pbx_limit} if args.pbx_limit else {}
+        pbx = None if args.no_pbx else stack.enter_context(Kamailio(defines=limit))
         pair = stack.enter_context(pair_cluster(
             Path(tmp), log, users=args.users, failover_time=args.failover_time,
             master_env=env, backup_env=env, licensed_users=max(500, args.users),
@@ -120,7 +149,7 @@ def main() -> int:
             rows = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
             pbx.add_subscribers([(user, "127.0.0.1", password) for user, password in rows])
             pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}",
-                               f"sip.rate={args.sip_rate}")  # fmt: skip
+                               *_rate_setting(args))  # fmt: skip
             both = lambda: registered(pair.master_db) + registered(pair.backup_db)  # noqa: E731
             wait_until(lambda: both() == args.users,
                        timeout=300, what="every user registered by its node")  # fmt: skip
@@ -170,6 +199,13 @@ def main() -> int:
         finished = wait_until(lambda: pair.backup_db.event_since("failover_finished", killed_at),
                               timeout=30, what="failover finished")  # fmt: skip
         done_at = registered_at or max(handled_at, finished[0])
+        reregistration = None
+        if pbx is not None:  # the backup's own account of it: how long, at what rate
+            reregistration = wait_until(
+                lambda: _reregistration_event(pair.backup_db, killed_at),
+                timeout=30,
+                what="the re-registration's event",
+            )[1]
         basestations_moved = attached(pair.backup_db) if sim is not None else 0
         back = returned(pair, pbx, lambda: (pair.master.start(), pair.master.wait_ready()))
 
@@ -180,6 +216,9 @@ def main() -> int:
         "total_s": round(done_at - killed_at, 3),
         "handled_s": round(max(handled_at, finished[0]) - killed_at, 3),
         "registered_s": round(registered_at - killed_at, 3) if registered_at else None,
+        "registered_after_detection_s": round(registered_at - lost[0], 3)
+        if registered_at
+        else None,
         "users_moved": moved,
         "basestations_moved": basestations_moved,
         "basestations_s": round(devices_at - killed_at, 3) if devices_at else None,
@@ -189,6 +228,8 @@ def main() -> int:
         "detection_window_s": args.window,
         "pbx": pbx is not None,
         "sip_rate": args.sip_rate if pbx is not None else None,
+        "pbx_limit": args.pbx_limit or None,
+        "reregistration_event": reregistration,
         **back,
     }
     print(json.dumps(result))
@@ -202,6 +243,12 @@ def main() -> int:
             f"; {basestations_moved} base stations on the backup after "
             f"{result['basestations_s']:.2f} s"
             if result["basestations_s"] is not None
+            else ""
+        )
+        + (
+            f"; registered {result['registered_after_detection_s']:.2f} s after the detection"
+            f" at sip.rate={args.sip_rate}"
+            if registered_at
             else ""
         )
         + (
@@ -274,7 +321,7 @@ def part_failure(args) -> int:
         rows = pair.master_db.rows("select sip_username, sip_password from users_dectuser")
         pbx.add_subscribers([(user, "127.0.0.1", password) for user, password in rows])
         pair.master.manage("kwsconfig", "set", f"sip.registrar=127.0.0.1:{pbx.port}",
-                           f"sip.rate={args.sip_rate}")  # fmt: skip
+                           *_rate_setting(args))  # fmt: skip
         wait_until(pair.registered_by_owner, timeout=300, what="every user registered by its owner")
         time.sleep(2 * args.heartbeat)
         failed_at = time.time()

@@ -13,9 +13,15 @@ port, fills the subscriber table with ``--users`` accounts, and measures:
   same users registered by SIPp against the same Kamailio in the same run, with the same
   bound on calls in flight, as a reference load generator; else null with a reason.
 
+- with ``--rate auto``: first the same users with the adaptive rate (users/sip/pace.py,
+  the product's default), ``auto_registrations_per_s`` and ``auto_rate_over_time`` (the
+  rate every 0.25 s, REGISTERs per second), then the unlimited run above for comparison;
+  ``--pbx-limit N`` makes Kamailio answer 503 above N REGISTERs per second.
+
 Prints one JSON line and one summary line; stops everything it started.
 
     .venv/bin/python bench/reregister.py [--users 2000] [--in-flight 200] [--transport udp]
+        [--rate auto|N] [--pbx-limit N]
 """
 
 from __future__ import annotations
@@ -74,20 +80,37 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 async def run_client(
-    pbx: Kamailio, accounts: dict[str, Credentials], transport: str, in_flight: int
+    pbx: Kamailio,
+    accounts: dict[str, Credentials],
+    transport: str,
+    in_flight: int,
+    rate: float | str | None = None,
 ) -> dict[str, Any]:
     client = SipRegistrationClient(
         server=(pbx.host, pbx.port),
         transport=transport,  # type: ignore[arg-type]
-        rate=None,
+        rate=rate,  # type: ignore[arg-type]
         max_in_flight=in_flight,
-        backoff_initial=60,  # a failure counts as failed, not retried within the run
+        # A failure counts as failed, not retried within the run (a 503 of the adaptive
+        # rate is retried: it says "later", not "no").
+        backoff_initial=60 if rate != "auto" else 1,
     )
     await client.start()
     started = time.perf_counter()
     client.set_accounts(accounts)
-    progress = await client.wait(lambda p: p.settled, timeout=300)
+    over_time: list[list[float]] = []
+
+    async def sample() -> None:
+        while True:
+            now = client.rate_now()[0]
+            over_time.append([round(time.perf_counter() - started, 2), round(now or 0)])
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    done = (lambda p: p.registered == len(accounts)) if rate == "auto" else (lambda p: p.settled)
+    progress = await client.wait(done, timeout=300)
     seconds = time.perf_counter() - started
+    sampler.cancel()
     in_kamailio = pbx.registered_users()
     in_dump = len(pbx.location())
     sent = dict(client.sent)
@@ -104,6 +127,8 @@ async def run_client(
         "left_in_kamailio": pbx.registered_users(),
         "register_requests": sent.get("register", 0),
         "retransmissions": sent.get("retransmit", 0),
+        "rate_over_time": over_time,
+        "rate_last": client.rate_now()[1],
     }
 
 
@@ -158,6 +183,10 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=200, help="transactions at once")
     parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
     parser.add_argument("--no-sipp", action="store_true", help="skip the SIPp comparison")
+    parser.add_argument(
+        "--rate", default="", help="auto: measure the adaptive rate first; N: a fixed rate"
+    )
+    parser.add_argument("--pbx-limit", type=int, default=0, help="503 above N REGISTERs/s")
     args = parser.parse_args()
 
     accounts = {f"u{i:06d}": Credentials(f"u{i:06d}", f"pw-{i:06d}") for i in range(args.users)}
@@ -166,9 +195,17 @@ def main() -> int:
         "transport": args.transport,
         "in_flight": args.in_flight,
     }
-    with Kamailio() as pbx:
+    limit = {"REGISTER_LIMIT": args.pbx_limit} if args.pbx_limit else {}
+    with Kamailio(defines=limit) as pbx:
         pbx.add_subscribers((user, pbx.host, c.password) for user, c in accounts.items())
-        result.update(asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight)))
+        if args.rate == "auto":
+            auto = asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight, "auto"))
+            result.update({f"auto_{k}": v for k, v in auto.items()})
+        fixed = float(args.rate) if args.rate not in ("", "auto") else None
+        run = asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight, fixed))
+        run.pop("rate_over_time")
+        run.pop("rate_last")
+        result.update(run, rate=fixed, pbx_limit=args.pbx_limit or None)
         if args.no_sipp:
             result.update(sipp_registrations_per_s=None, sipp_reason="--no-sipp")
         else:
@@ -187,6 +224,13 @@ def main() -> int:
         f"{result['failed']} failed); un-REGISTER {result['unregistrations_per_s']}/s; "
         + (f"SIPp {sipp}/s" if sipp is not None else f"SIPp: {result['sipp_reason']}")
     )
+    if args.rate == "auto":
+        series = " ".join(f"{t:g}s:{r}" for t, r in result["auto_rate_over_time"][:40])
+        print(
+            f"auto: {result['auto_registrations_per_s']}/s in {result['auto_seconds']} s "
+            f"({result['auto_failed']} failed, {result['auto_retransmissions']} retransmissions,"
+            f" {result['auto_rate_last']}); rate over time: {series}"
+        )
     return 0 if ok else 1
 
 

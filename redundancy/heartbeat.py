@@ -33,7 +33,7 @@ from licensing.selectors import licensed_features
 from redundancy import statemachine as sm
 from redundancy.selectors import replication_status
 from redundancy.statistics import heartbeat_statistics, heartbeat_statistics_parse
-from users.models import DectUser, PeerRegistration
+from users.models import DectUser, PbxLink, PeerRegistration
 from users.registration import (
     peer_cursor_parse,
     peer_registration_rows_parse,
@@ -44,6 +44,7 @@ from users.selectors import (
     peer_registrations_cursor,
     registration_progress,
     registrations_changed_since,
+    sip_rate_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def status_payload(*, values: dict[str, Any], peer_claims: sm.Claims | None) -> 
         "users_handled": handled_users().count(),
         "users_registered": registration_progress()[0],
         "users_total": DectUser.objects.count(),
+        "sip_rate": sip_rate_text(PbxLink.load()),
         "replication": replication_status(),
         "devices": devices_heartbeat(),
         # Registration states flow both ways: ours after what the peer says it has.

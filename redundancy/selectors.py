@@ -45,6 +45,9 @@ class NodeCard:
     unserved: str = ""
     # 're-registering with <registrar>: N of M registered' until each user has an answer.
     sip_progress: str = ""
+    # The REGISTER rate in use and why it last changed (users.selectors.sip_rate_text).
+    sip_rate: str = ""
+    sip_rate_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         devices=devices.get(settings.NODE_NAME),
         processes=_own_processes(),
         sip_progress=sip.progress,
+        sip_rate=sip.rate_text,
+        sip_rate_since=sip.rate_changed_at,
     )
     if mode == "single":
         return own, None, state
@@ -135,6 +140,7 @@ def pair_overview() -> tuple[NodeCard, NodeCard | None, NodeState]:
         stale=stale,
         unserved=unserved,
         sip_progress="" if stale else _peer_sip_progress(sip, status),
+        sip_rate=str(status.get("sip_rate") or "")[:300],
     )
     return own, peer, state
 

@@ -3,6 +3,8 @@ Configured on the master and replicated; registered with core from ``UsersConfig
 
 from __future__ import annotations
 
+import re
+
 from core.config import Key, check_host, int_between, optional, split_peer
 
 SIP_PORT = 5060
@@ -16,6 +18,22 @@ REREGISTER_KEYS = frozenset({"sip.registrar", "sip.transport", "sip.domain"})
 def registrar_address(text: str) -> tuple[str, int]:
     """The (host, port) of ``sip.registrar``; the SIP port 5060 when none is given."""
     return split_peer(text, default_port=SIP_PORT)
+
+
+RATE_MAX = 10000
+
+
+def parse_rate(text: str) -> str | int:
+    """``sip.rate``: ``auto`` (users/sip/pace.py) or a fixed number of registrations per
+    second."""
+    raw = text.strip().lower()
+    if raw == "auto":
+        return "auto"
+    if not re.fullmatch(r"[+-]?\d+", raw):
+        raise ValueError(
+            f"{text!r} is not a rate; use auto or 1 to {RATE_MAX} registrations per second"
+        )
+    return int_between(1, RATE_MAX, "registrations per second (or auto)")(raw)
 
 
 def _parse_transport(text: str) -> str:
@@ -45,9 +63,18 @@ KEYS = (
     Key(
         "sip.rate",
         "Registration rate",
-        100,
-        int_between(1, 10000, "registrations per second"),
-        "REGISTER requests per second at most (the application note assumes 100).",
+        "auto",
+        parse_rate,
+        "auto: as fast as the PBX takes them, raised while it answers promptly and cut "
+        "when it answers 503, loses or does not answer REGISTERs, up to sip.rate_max; "
+        "or a fixed number of registrations per second (the application note assumes 100).",
+    ),
+    Key(
+        "sip.rate_max",
+        "Registration rate ceiling",
+        10000,
+        int_between(10, 100000, "REGISTERs per second"),
+        "With sip.rate auto: the most REGISTER requests per second it ever sends.",
     ),
     Key(
         "sip.expires",

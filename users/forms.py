@@ -55,6 +55,7 @@ SIP_FIELD_KEYS = {
     "transport": "sip.transport",
     "domain": "sip.domain",
     "rate": "sip.rate",
+    "rate_max": "sip.rate_max",
     "expires": "sip.expires",
 }
 
@@ -72,7 +73,8 @@ class SipSettingsForm(forms.Form):
         "sip.transport", "Transport", widget=forms.Select(choices=[("udp", "UDP"), ("tcp", "TCP")])
     )
     domain = _key_field("sip.domain", "Domain")
-    rate = _key_field("sip.rate", "Registration rate (per second)")
+    rate = _key_field("sip.rate", "Registration rate (auto or per second)")
+    rate_max = _key_field("sip.rate_max", "Rate ceiling (REGISTERs per second)")
     expires = _key_field("sip.expires", "Registration expiry (s)")
 
     def changes(self) -> dict[str, str]:

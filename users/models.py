@@ -100,6 +100,11 @@ class PbxLink(models.Model):
     # The PBX before the switch ('' at the process's first switch): a change of PBX.
     previous = models.CharField(max_length=300, blank=True)
     since = models.DateTimeField(null=True, blank=True)
+    # The REGISTER rate in use (None: unlimited), why it last changed (an adaptive rate's
+    # "backing off: 503 from the PBX", or "fixed (sip.rate)") and when.
+    rate = models.FloatField(null=True, blank=True)
+    rate_reason = models.CharField(max_length=200, blank=True)
+    rate_changed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.registrar or "no PBX"

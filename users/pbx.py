@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import secrets
 import select
 import shutil
@@ -75,6 +76,9 @@ class Kamailio:
 
     ``modparams`` adds ``modparam(module, name, value)`` lines to a copy of the config,
     e.g. ``{("registrar", "min_expires"): 1}`` to allow short registrations in tests.
+    ``defines`` sets the config's ``#!define``s (``-A``), e.g. ``{"REGISTER_LIMIT": 500}``
+    for a PBX that answers 503 above 500 REGISTERs per second, ``{"REGISTER_LOG": True}``
+    to read the time of each REGISTER back with ``register_times()``.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class Kamailio:
         workdir: str | Path | None = None,
         config: Path = CONFIG,
         modparams: dict[tuple[str, str], int | str] | None = None,
+        defines: dict[str, int | str | bool] | None = None,
         shm_mb: int = 128,
         pkg_mb: int = 16,
     ) -> None:
@@ -96,6 +101,7 @@ class Kamailio:
         self.db_path = self.dir / "kamailio.sqlite"
         self.log_path = self.dir / "kamailio.log"
         self.config = self._write_config(config, modparams or {})
+        self.defines = dict(defines or {})
         self.shm_mb = shm_mb
         self.pkg_mb = pkg_mb
         self.process: subprocess.Popen[bytes] | None = None
@@ -105,6 +111,11 @@ class Kamailio:
     @property
     def ctl(self) -> str:
         return f"unix:{self.run_dir}/kamailio_ctl"
+
+    def register_times(self) -> list[float]:
+        """The wall-clock times of the REGISTERs Kamailio received (``REGISTER_LOG``)."""
+        found = re.findall(r"REGISTER at (\d+\.\d+)", self.log_path.read_text(errors="replace"))
+        return sorted(float(t) for t in found)
 
     @property
     def running(self) -> bool:
@@ -176,6 +187,8 @@ class Kamailio:
             "-A",
             f'RPC_REPLY_DIR="{self.run_dir}/"',
         ]
+        for name, value in self.defines.items():
+            cmd += ["-A", name if value is True else f"{name}={value}"]
         log = self.log_path.open("ab")
         kwargs: dict[str, Any] = {}
         if self._user is not None:

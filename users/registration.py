@@ -23,8 +23,10 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.assignment import BOTH
 from core.counters import count, counters_flush, flush_due
 from core.health import health_stamp
+from core.models import NodeState
 from core.selectors import config_read
 from core.services import event_record
 from users.config import registrar_address
@@ -44,7 +46,8 @@ class PbxSettings:
     server: tuple[str, int]
     transport: str
     domain: str
-    rate: int
+    rate: int | str  # registrations per second, or "auto" (users/sip/pace.py)
+    rate_max: int  # the ceiling of "auto", in REGISTERs per second
     expires: int
 
     @property
@@ -70,8 +73,18 @@ def pbx_settings(values: dict[str, Any]) -> PbxSettings | None:
         transport=values["sip.transport"],
         domain=values["sip.domain"],
         rate=values["sip.rate"],
+        rate_max=values["sip.rate_max"],
         expires=values["sip.expires"],
     )
+
+
+def registering_homes() -> str:
+    """The homes whose users this server registers now ("AB": every user, after a
+    takeover), as its redundancy engine last decided ("" on a single server)."""
+    close_old_connections()
+    if config_read()["redundancy.mode"] == "single":
+        return ""
+    return NodeState.load().registering
 
 
 def desired_accounts() -> tuple[PbxSettings | None, dict[str, Credentials], dict[str, int]]:
@@ -148,6 +161,39 @@ def pbx_switch_record(*, pbx: PbxSettings | None, previous: PbxSettings | None) 
             )
         event_record(kind="sip", message=message)
     return reset
+
+
+def sip_rate_record(*, rate: float | None, reason: str, changed_at: float) -> None:
+    """Record the REGISTER rate the SIP process uses now and why it last changed (epoch
+    ``changed_at``), for the Status page."""
+    close_old_connections()
+    PbxLink.objects.update_or_create(
+        pk=1,
+        defaults={
+            "rate": rate,
+            "rate_reason": reason[:200],
+            "rate_changed_at": _moment(changed_at),
+        },
+    )
+
+
+def takeover_reregistration_record(
+    *, users: int, took: float, requests: int, pbx: PbxSettings, rate: float | None, reason: str
+) -> str:
+    """The event of the failover's re-registration: how many users, how long, at what
+    rate; return its message."""
+    per_second = requests / took if took > 0 else float(requests)
+    if pbx.rate == "auto":
+        how = f"adaptive rate {rate:.0f}/s now: {reason}"
+    else:
+        how = f"fixed rate {pbx.rate} registrations per second"
+    message = (
+        f"Failover re-registration: {users} users registered with {pbx_text(pbx)} in "
+        f"{took:.2f} s, {per_second:.0f} REGISTERs per second ({how})"
+    )
+    close_old_connections()
+    event_record(kind="sip", message=message)
+    return message
 
 
 def peer_registration_rows_parse(value: Any) -> list[PeerRegistration]:
@@ -251,6 +297,11 @@ class RegistrationRunner:
         self._failures = 0
         self._paired = True
         self._released = False
+        # A takeover being re-registered: its users, when they were handed to the
+        # client (epoch) and the REGISTERs sent until then.
+        self._homes = ""
+        self._takeover: tuple[set[str], float, int] | None = None
+        self._rate_shown: tuple[int | None, str] | None = None
 
     def _on_change(self, user: str, status: RegistrationStatus) -> None:
         user_id = self.ids.get(user) or self._gone_ids.get(user)
@@ -266,21 +317,69 @@ class RegistrationRunner:
         """Read what this server must hold, adjust the client, and stamp its liveness."""
         pbx, accounts, ids = await asyncio.to_thread(desired_accounts)
         self._paired = await asyncio.to_thread(_paired)
+        homes = await asyncio.to_thread(registering_homes)
         if pbx != self.pbx:
             if self.client and pbx and self.pbx and pbx.address == self.pbx.address:
                 # Only the rate or the expiry: the registrations stand.
-                self.client.retune(rate=pbx.rate, expires=pbx.expires)
+                self.client.retune(rate=pbx.rate, rate_max=pbx.rate_max, expires=pbx.expires)
                 logger.info("registering at %s/s, expiry %s s", pbx.rate, pbx.expires)
                 self.pbx = pbx
             else:
                 await self._switch(pbx)
         self._gone_ids.update({u: i for u, i in self.ids.items() if u not in ids})
+        # A takeover: every home after one (a moment without any may come between).
+        if self.client is not None and homes == BOTH and self._homes not in ("", BOTH):
+            taken = set(accounts) - set(self.ids)
+            if taken:
+                self._takeover = (taken, time.time(), self.client.sent["register"])
+        if homes:
+            self._homes = homes
         self.ids = ids
         if self.client is not None:
             self.client.set_accounts(accounts)
+            await self._takeover_check()
+            await self._rate_publish()
         registered = self.client.progress().registered if self.client is not None else 0
         detail = f"{len(accounts)} users to register, {registered} registered"
         await asyncio.to_thread(health_stamp, "sip", detail=detail)
+
+    async def _takeover_check(self) -> None:
+        """Once every user of a takeover is registered, record how long it took."""
+        if self._takeover is None or self.client is None or self.pbx is None:
+            return
+        users, started, sent_before = self._takeover
+        statuses = [self.client.status(u) for u in users]
+        if any(s is None or s.state != RegState.REGISTERED for s in statuses):
+            if self._homes != BOTH:
+                self._takeover = None  # given back before it finished
+            return
+        self._takeover = None
+        took = max(s.at for s in statuses if s is not None) - started
+        rate, reason = self.client.rate_now()
+        message = await asyncio.to_thread(
+            takeover_reregistration_record,
+            users=len(users),
+            took=took,
+            requests=self.client.sent["register"] - sent_before,
+            pbx=self.pbx,
+            rate=rate,
+            reason=reason,
+        )
+        logger.info("%s", message)
+
+    async def _rate_publish(self) -> None:
+        """Write the rate in use and its reason when they changed (to the 1 %)."""
+        assert self.client is not None
+        rate, reason = self.client.rate_now()
+        shown = (None if rate is None else round(rate, -1 if rate < 1000 else -2), reason)
+        if shown == self._rate_shown:
+            return
+        pace = self.client.pace
+        changed_at = time.time()
+        if pace is not None:
+            changed_at -= max(0.0, time.monotonic() - pace.last.at)
+        await asyncio.to_thread(sip_rate_record, rate=rate, reason=reason, changed_at=changed_at)
+        self._rate_shown = shown
 
     def _database_lost(self, exc: Exception) -> None:
         """A step could not read the database: note it; release every user once the
@@ -335,11 +434,13 @@ class RegistrationRunner:
                 pbx.server,
                 transport=pbx.transport,  # type: ignore[arg-type]
                 domain=pbx.domain or None,
-                rate=pbx.rate,
+                rate=pbx.rate,  # type: ignore[arg-type]
+                rate_max=pbx.rate_max,
                 expires=pbx.expires,
                 on_change=self._on_change,
             )
             await self.client.start()
+            self._rate_shown = None
             logger.info("registering users with %s:%s over %s", *pbx.server, pbx.transport)
 
     async def flush(self, *, final: bool = False) -> None:

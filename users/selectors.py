@@ -89,6 +89,9 @@ class SipSummary:
     failed: int
     last_error: str  # the latest failure's reason ('' none)
     last_error_at: datetime | None
+    # The REGISTER rate the SIP process uses now and why it last changed (PbxLink).
+    rate_text: str = ""
+    rate_changed_at: datetime | None = None
 
     @property
     def unregistered(self) -> int:
@@ -123,6 +126,8 @@ def sip_summary() -> SipSummary:
     )
     link = PbxLink.load()
     return SipSummary(
+        rate_text=sip_rate_text(link),
+        rate_changed_at=link.rate_changed_at,
         registrar=config_read()["sip.registrar"],
         talking_to=link.registrar,
         transport=link.transport,
@@ -132,6 +137,22 @@ def sip_summary() -> SipSummary:
         last_error_at=last[1] if last else None,
         **counts,
     )
+
+
+def sip_rate_text(link: PbxLink) -> str:
+    """'425 REGISTERs per second (adaptive, up to 10000): backing off: 503 from the PBX', or
+    the fixed rate, as the SIP process last recorded it ('' before it did or without a PBX)."""
+    if not link.rate_reason or not link.registrar:
+        return ""
+    values = config_read()
+    if link.rate is None:
+        return "unlimited"
+    if values["sip.rate"] == "auto" and not link.rate_reason.startswith("fixed"):
+        return (
+            f"{link.rate:.0f} REGISTERs per second (adaptive, up to {values['sip.rate_max']}): "
+            f"{link.rate_reason}"
+        )
+    return f"{link.rate:.0f} registrations per second (fixed: sip.rate)"
 
 
 def peer_registering() -> int:

@@ -84,7 +84,7 @@ def test_the_preview_lists_every_kind_of_change_and_equals_what_is_applied(syste
     preview = restore(system, dry_run=True)
     assert {c.name: (c.old, c.new) for c in preview.config} == {
         "sip.domain": ("other.example", "pbx.example"),
-        "sip.rate": ("50", "100"),
+        "sip.rate": ("50", "auto"),
     }
     users = next(e for e in preview.entities if e.name == "user")
     assert [r.label for r in users.added] == ["2002 Bo"]
@@ -245,7 +245,7 @@ def test_values_that_break_the_rules_are_named_key_by_key_as_kwsconfig_import_sa
     bad = "sip.rate = fast\nsip.transport = carrier-pigeon\nsip.nonsense = 1\n"
 
     def edit(header, payload):
-        kept = payload["config"].replace("sip.rate = 100\n", "")
+        kept = payload["config"].replace("sip.rate = auto\n", "")
         payload["config"] = kept.replace("sip.transport = udp\n", "") + bad
 
     data = _rewritten(system, edit)

@@ -102,6 +102,28 @@ def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(
         # The Status page shows the takeover's re-registration progress: n of N.
         status = logged_in(pair.backup).get("/").text
         assert re.search(rf'data-field="registered">{users} of {users}<', status), status
+        # It shows the adaptive rate (the default sip.rate) and why it last changed (a REGISTER
+        # lost on a loaded machine may have cut it), and the backup's event says how long the
+        # takeover's re-registration took at what rate.
+        assert re.search(
+            r'data-field="sip-rate">\d+ REGISTERs per second \(adaptive, up to 10000\): '
+            r"(raising|at the ceiling|backing off): [a-zA-Z0-9 ,:]+<",
+            status,
+        ), status
+        event = wait_until(
+            lambda: next(
+                (m for _, m in pair.backup_db.events("sip") if m.startswith("Failover re-reg")),
+                None,
+            ),
+            timeout=10,
+            what="the backup's event of the re-registration",
+        )
+        assert re.fullmatch(
+            rf"Failover re-registration: {users // 2} users registered with 127\.0\.0\.1:"
+            rf"{pbx.port} in \d+\.\d\d s, \d+ REGISTERs per second \(adaptive rate \d+/s "
+            r"now: .+\)",
+            event,
+        ), event
 
 
 def test_a_wrong_password_shows_as_failed_with_the_pbx_reason(tmp_path, cluster_log):

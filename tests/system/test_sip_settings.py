@@ -21,7 +21,7 @@ HALF = USERS // 2
 
 def sip_form(registrar: str) -> dict[str, str]:
     return {"registrar": registrar, "transport": "udp", "domain": "", "rate": "100",
-            "expires": "300"}  # fmt: skip
+            "rate_max": "10000", "expires": "300"}  # fmt: skip
 
 
 def progress(page: str, node: str) -> str | None:

@@ -93,6 +93,13 @@ def test_a_change_of_registrar_moves_every_user_to_the_new_pbx_and_of_rate_none(
         try:
             await _until("all four with the first PBX", lambda: len(old.location()) == 4)
             await _until("all four recorded", lambda: set(_states().values()) == {"registered"})
+            # The default adaptive rate rose with the PBX's prompt answers, and says so.
+            raised = (
+                "raising: the PBX answers promptly",
+                "at the ceiling: the PBX answers promptly",
+            )
+            await _until("the rate recorded", lambda: PbxLink.load().rate_reason in raised)
+            assert (await asyncio.to_thread(PbxLink.load)).rate > 100
             # Another rate or expiry keeps the registrations: no state is reset.
             client, before = runner.client, await asyncio.to_thread(_changed_at)
             await asyncio.to_thread(
@@ -100,6 +107,9 @@ def test_a_change_of_registrar_moves_every_user_to_the_new_pbx_and_of_rate_none(
             )
             await _until("the new rate applied", lambda: runner.pbx.rate == 7)
             assert runner.client is client and (client.rate, client.expires) == (7, 120)
+            await _until("the fixed rate recorded",
+                         lambda: PbxLink.load().rate_reason == "fixed (sip.rate)")  # fmt: skip
+            assert (await asyncio.to_thread(PbxLink.load)).rate == 7
             assert await asyncio.to_thread(_changed_at) == before
             await asyncio.to_thread(
                 config_update, changes={"sip.registrar": f"{new.host}:{new.port}"}, actor="test"

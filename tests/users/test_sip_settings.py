@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
 URL = reverse("sip_settings")
 GOOD = {"registrar": "pbx.example.com:5070", "transport": "tcp", "domain": "example.com",
-        "rate": "50", "expires": "600"}  # fmt: skip
-SIP_KEYS = ("sip.registrar", "sip.transport", "sip.domain", "sip.rate", "sip.expires")
+        "rate": "50", "rate_max": "10000", "expires": "600"}  # fmt: skip
+SIP_KEYS = ("sip.registrar", "sip.transport", "sip.domain", "sip.rate", "sip.rate_max",
+            "sip.expires")  # fmt: skip
 
 
 def sip_values() -> dict:
@@ -39,7 +40,7 @@ def test_the_page_shows_the_settings_and_what_an_empty_registrar_means(admin_cli
                   actor="test")  # fmt: skip
     page = admin_client.get(URL).text
     assert 'value="10.0.0.5"' in page and 'value="corp.example"' in page
-    assert 'value="100"' in page and 'value="300"' in page
+    assert 'value="auto"' in page and 'value="10000"' in page and 'value="300"' in page
     assert "An empty registrar means no PBX: neither server registers" in page
     assert '<button type="submit">Save</button>' in page and "Read-only here" not in page
 
@@ -48,7 +49,8 @@ def test_valid_settings_are_saved_and_replicated_with_an_event(admin_client):
     response = admin_client.post(URL, GOOD, follow=True)
     assert response.redirect_chain == [(URL, 302)]
     assert sip_values() == {"sip.registrar": "pbx.example.com:5070", "sip.transport": "tcp",
-                            "sip.domain": "example.com", "sip.rate": 50, "sip.expires": 600}  # fmt: skip
+                            "sip.domain": "example.com", "sip.rate": 50, "sip.rate_max": 10000,
+                            "sip.expires": 600}  # fmt: skip
     assert "SIP settings saved." in response.text
     assert "This server registers its users again with pbx.example.com:5070" in response.text
     event = Event.objects.filter(kind="config").latest("id")
@@ -70,9 +72,10 @@ def test_an_empty_registrar_is_saved_and_says_users_are_not_registered(admin_cli
         ("registrar", "999.1.1.1", "'999.1.1.1' is not a valid IPv4 address"),
         ("transport", "sctp", "'sctp' is not a SIP transport; use udp or tcp"),
         ("domain", "bad_domain!", "'bad_domain!' is not a host name or IP address"),
-        ("rate", "fast", "'fast' is not a whole number of registrations per second"),
-        ("rate", "0", "0 is out of range; use 1 to 10000 registrations per second"),
-        ("rate", "", "'' is not a whole number of registrations per second"),
+        ("rate", "fast", "'fast' is not a rate; use auto or 1 to 10000 registrations per second"),
+        ("rate", "0", "0 is out of range; use 1 to 10000 registrations per second (or auto)"),
+        ("rate", "", "'' is not a rate; use auto or 1 to 10000 registrations per second"),
+        ("rate_max", "5", "5 is out of range; use 10 to 100000 REGISTERs per second"),
         ("expires", "59", "59 is out of range; use 60 to 86400 seconds"),
         ("expires", "1.5", "'1.5' is not a whole number of seconds"),
     ],
@@ -90,7 +93,8 @@ def test_a_bad_value_is_refused_beside_its_field_and_nothing_is_saved(
 
 
 def test_every_bad_value_of_one_form_is_named_at_once(admin_client):
-    bad = {"registrar": "a b", "transport": "x", "domain": "-x-", "rate": "0", "expires": "1"}
+    bad = {"registrar": "a b", "transport": "x", "domain": "-x-", "rate": "0", "rate_max": "x",
+           "expires": "1"}  # fmt: skip
     response = admin_client.post(URL, bad)
     assert set(re.findall(r'data-error-for="([^"]+)"', response.text)) == set(bad)
     assert not ConfigValue.objects.filter(key__startswith="sip.").exists()
@@ -114,7 +118,7 @@ def test_a_backup_shows_the_masters_values_read_only_and_answers_a_post_with_423
         assert response.status_code == 423
         assert reason in response.text
     assert config_read()["sip.registrar"] == "pbx.example.com"
-    assert config_read()["sip.rate"] == 100
+    assert config_read()["sip.rate"] == "auto"
 
 
 def test_a_master_may_change_the_settings(admin_client):
@@ -184,7 +188,7 @@ def test_without_a_registrar_the_summary_says_users_are_not_registered(admin_cli
 
 def pbx(port: int) -> PbxSettings:
     return PbxSettings(server=("127.0.0.1", port), transport="udp", domain="", rate=100,
-                       expires=300)  # fmt: skip
+                       rate_max=10000, expires=300)  # fmt: skip
 
 
 @pytest.mark.django_db(transaction=True)  # it closes stale connections as the SIP process
@@ -227,3 +231,6 @@ def test_a_new_rate_or_expiry_alone_says_registered_users_stay_registered(admin_
     assert (config_read()["sip.rate"], config_read()["sip.expires"]) == (20, 900)
     response = admin_client.post(URL, {**GOOD, "rate": "20", "expires": "900"}, follow=True)
     assert "Nothing changed." in response.text
+    response = admin_client.post(URL, {**GOOD, "rate": " Auto ", "expires": "900"}, follow=True)
+    assert "registered users stay registered" in response.text
+    assert config_read()["sip.rate"] == "auto"

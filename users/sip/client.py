@@ -48,6 +48,7 @@ from users.sip.message import (
     parse_expires,
     parse_message,
 )
+from users.sip.pace import RateController
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,9 @@ class SipRegistrationClient:
     """Registers a changing set of accounts with the registrar at ``server``.
 
     - ``rate``: registration attempts started per second (each may be two REGISTERs:
-      challenge and answer); None for unlimited. ``max_in_flight`` bounds concurrent ones.
+      challenge and answer); None for unlimited; ``"auto"`` for REGISTER requests per
+      second as fast as the PBX takes them (users/sip/pace.py), up to ``rate_max``.
+      ``max_in_flight`` bounds concurrent attempts.
     - ``expires``: requested binding lifetime; refreshed at half of the granted expiry or
       ``refresh_margin`` seconds before it, whichever is later, less up to 10 % jitter.
     - ``t1``, ``t2``, ``timeout``: UDP retransmission starts at ``t1``, doubles up to
@@ -176,7 +179,8 @@ class SipRegistrationClient:
         *,
         transport: Literal["udp", "tcp"] = "udp",
         domain: str | None = None,
-        rate: float | None = 100.0,
+        rate: float | Literal["auto"] | None = 100.0,
+        rate_max: float = 10000.0,
         max_in_flight: int = 200,
         expires: int = 3600,
         refresh_margin: float = 30.0,
@@ -193,13 +197,13 @@ class SipRegistrationClient:
     ) -> None:
         if transport not in ("udp", "tcp"):
             raise ValueError(f"transport must be 'udp' or 'tcp', not {transport!r}")
-        if rate is not None and rate <= 0:
-            raise ValueError("rate must be positive or None")
         self.server = server
         self.transport = transport
         self.domain = domain or server[0]
-        self.rate = rate
         self.max_in_flight = max_in_flight
+        self.rate: float | None = None
+        self.pace: RateController | None = None
+        self._set_rate(rate, rate_max)
         self.expires = expires
         self.refresh_margin = refresh_margin
         self.local_host = local_host
@@ -304,17 +308,42 @@ class SipRegistrationClient:
                 self._schedule(acc, 0.0, now)
         self._wake.set()
 
-    def retune(self, *, rate: float | None, expires: int) -> None:
+    def retune(
+        self, *, rate: float | Literal["auto"] | None, expires: int, rate_max: float = 10000.0
+    ) -> None:
         """Use a new rate and requested expiry without registering anyone again: the rate
         from the next attempt, the expiry at each account's next refresh (a PBX that wants
-        more raises it again with its 423)."""
-        if rate is not None and rate <= 0:
-            raise ValueError("rate must be positive or None")
-        self.rate, self.expires = rate, expires
+        more raises it again with its 423). An adaptive rate keeps what it learnt."""
+        self._set_rate(rate, rate_max)
+        self.expires = expires
         for acc in self._accounts.values():
             acc.expires = expires
         if self._scheduler is not None:
             self._wake.set()
+
+    def _set_rate(self, rate: float | Literal["auto"] | None, rate_max: float) -> None:
+        if rate == "auto":
+            if rate_max <= 0:
+                raise ValueError("rate_max must be positive")
+            if self.pace is None:
+                self.pace = RateController(
+                    ceiling=rate_max, clock=time.monotonic, max_window=self.max_in_flight
+                )
+            else:
+                self.pace.ceiling = float(rate_max)
+                self.pace.rate = min(self.pace.rate, self.pace.ceiling)
+            self.rate = self.pace.rate
+            return
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive, None or 'auto'")
+        self.pace, self.rate = None, rate
+
+    def rate_now(self) -> tuple[float | None, str]:
+        """The rate in use now (None: unlimited) and why: the adaptive rate's last change
+        of regime, or that it is fixed."""
+        if self.pace is not None:
+            return self.pace.rate, self.pace.last.reason
+        return self.rate, "fixed (sip.rate)"
 
     def status(self, user: str) -> RegistrationStatus | None:
         """The account's current status, the final one of a removed account, or None."""
@@ -377,19 +406,22 @@ class SipRegistrationClient:
         loop = self._loop
         heap, ready = self._heap, self._ready
         while True:
-            burst = max(1.0, (self.rate or 0) / 20)  # tokens; keeps the rate smooth
+            pace = self.pace
+            if pace is not None:
+                self.rate = pace.rate
+            limit = self._in_flight_limit()
             now = loop.time()
             while heap and heap[0][0] <= now:
                 _, _, token, user = heapq.heappop(heap)
                 acc = self._accounts.get(user)
                 if acc is not None and acc.token == token:
                     ready.append((token, acc))
-            while ready and self._in_flight < self.max_in_flight:
+            paused = pace is not None and pace.paused_until > now
+            while ready and self._in_flight < limit and not paused:
                 if self.rate is not None:
                     if self._next_start > now:
                         break
-                    self._next_start = max(self._next_start, now - burst / self.rate)
-                    self._next_start += 1 / self.rate
+                    self._take_start(now)
                 token, acc = ready.popleft()
                 if acc.token != token or acc.in_flight or self._accounts.get(acc.user) is not acc:
                     continue
@@ -400,7 +432,9 @@ class SipRegistrationClient:
                 task.add_done_callback(self._tasks.discard)
             wake_at: float | None = None  # None: until set_accounts or a finished attempt
             if ready:
-                if self._in_flight < self.max_in_flight:
+                if paused:
+                    wake_at = pace.paused_until  # type: ignore[union-attr]
+                elif self._in_flight < limit:
                     wake_at = self._next_start  # held back by the rate limit
             elif heap:
                 wake_at = heap[0][0]
@@ -409,6 +443,35 @@ class SipRegistrationClient:
             await self._wake.wait()
             if timer is not None:
                 timer.cancel()
+
+    def _in_flight_limit(self) -> int:
+        if self.pace is None:
+            return self.max_in_flight
+        return min(self.max_in_flight, self.pace.in_flight_limit)
+
+    def _take_start(self, now: float) -> float:
+        """Take the next start of the rate limit (a token bucket of 50 ms worth); return
+        when it is due (in the past: now)."""
+        assert self.rate is not None
+        burst = max(1.0, self.rate / 20)  # tokens; keeps the rate smooth
+        due = max(self._next_start, now - burst / self.rate)
+        self._next_start = due + 1 / self.rate
+        return due
+
+    async def _paced(self) -> None:
+        """With an adaptive rate every REGISTER takes its turn, the answer to a challenge
+        too (the PBX counts requests, not registrations)."""
+        pace = self.pace
+        if pace is None:
+            return
+        now = self._loop.time()
+        if pace.paused_until > now:
+            await asyncio.sleep(pace.paused_until - now)
+            now = self._loop.time()
+        self.rate = pace.rate
+        due = self._take_start(now)
+        if due > now:
+            await asyncio.sleep(due - now)
 
     async def _attempt(self, acc: _Account) -> None:
         generation = acc.generation
@@ -440,6 +503,13 @@ class SipRegistrationClient:
             # Unanswered: the PBX may have bound the contact all the same.
             acc.bound_until = max(acc.bound_until, started + acc.expires)
             self._fail(acc, str(exc))
+            return
+        if response.status == 503 and self.pace is not None:
+            # The PBX is overloaded, not refusing this user: try again when the adaptive
+            # rate lets it, without the growing backoff of a failure.
+            self._set(acc, RegState.FAILED, f"{response.status} {response.reason}".strip())
+            delay = max(self.backoff_initial, _retry_after(response) or 0.0)
+            self._schedule(acc, delay * random.uniform(0.8, 1.0))
             return
         if not 200 <= response.status < 300:
             acc.challenge = None
@@ -491,6 +561,7 @@ class SipRegistrationClient:
             except SipParseError as exc:
                 raise SipParseError(f"{response.status} {response.reason}: {exc}") from None
             acc.challenge_code, acc.nc = response.status, 0
+            await self._paced()
             response = await self._transact(acc, self._register_request(acc, expires))
         return response
 
@@ -579,12 +650,23 @@ class SipRegistrationClient:
         key = (acc.call_id, acc.cseq)
         tx = _Tx(data=data, future=loop.create_future(), interval=self.t1)
         self._pending[key] = tx
+        sent_at = loop.time()
         self._send(data)
         if self.transport == "udp":
             tx.retransmit = loop.call_later(self.t1, self._retransmit, key)
         tx.timeout = loop.call_later(self.timeout, self._expire, key)
         try:
-            return await tx.future
+            response = await tx.future
+            if self.pace is not None:
+                if response.status == 503:
+                    self.pace.on_503(_retry_after(response))
+                else:
+                    self.pace.on_success(loop.time() - sent_at)
+            return response
+        except TransactionError:
+            if self.pace is not None:
+                self.pace.on_timeout()
+            raise
         finally:
             self._pending.pop(key, None)
             self._finish(tx)
@@ -619,6 +701,8 @@ class SipRegistrationClient:
         if tx is None:
             return
         self.sent["retransmit"] += 1
+        if self.pace is not None and tx.interval == self.t1:  # its first loss only
+            self.pace.on_retransmit()
         self._send(tx.data)
         tx.interval = min(tx.interval * 2, self.t2)
         tx.retransmit = self._loop.call_later(tx.interval, self._retransmit, key)
@@ -724,3 +808,10 @@ class SipRegistrationClient:
             if not acc.in_flight and acc.status.state == RegState.REGISTERED:
                 self._schedule(acc, 0.0, now)
         self._wake.set()
+
+
+def _retry_after(response: SipResponse) -> float | None:
+    """The seconds of a response's Retry-After ("120 (busy);duration=60" gives 120)."""
+    value = response.get("Retry-After") or ""
+    digits = value.strip().split(" ", 1)[0].split(";", 1)[0]
+    return float(digits) if digits.isdigit() else None

@@ -81,7 +81,16 @@ def test_each_server_shows_its_own_and_its_peers_statistics_and_keeps_them(tmp_p
                 if any(on_master[node].get(f) != on_backup[node].get(f) for f in FIELDS):
                     return None
             own = on_master["master"], on_backup["backup"]
-            if any(c["attempts"] in ("0", "?") or c["refused-authentication"] == "0" for c in own):
+            # Every user of each server answered by the PBX, once the counts are written.
+            if any(not c["attempts"].isdigit() or int(c["attempts"]) < users // 2 for c in own):
+                return None
+            # Counters are written every 2 s: wait for both refusals of the master, which
+            # may be written in two flushes, rather than for the first of them.
+            refused = (
+                on_master["master"]["refused-authentication"],
+                on_backup["backup"]["refused-authentication"],
+            )
+            if refused[0] == "0" or refused[1] == "0" or refused[0] == "1":
                 return None
             return on_master, on_backup
 

@@ -6,7 +6,12 @@ import asyncio
 import time
 from collections import Counter
 
+import pytest
+
 from tests.users.test_sip_kamailio import client_for, subscribers
+
+# Timing-sensitive (a rate against a real PBX): run alone, in the serial system phase.
+pytestmark = pytest.mark.system
 
 LIMIT = 500
 

@@ -37,7 +37,7 @@ def test_an_unlimited_pbx_is_used_at_the_ceiling_at_once(kamailio):
     # At the ceiling after a few answers (a REGISTER lost on a loaded machine may cut it
     # later, which is not what this test is about).
     assert (5000, "at the ceiling: the PBX answers promptly") in seen
-    # 2000 REGISTERs: at the note's fixed 100 per second, 10 s.
+    # 1000 REGISTERs (the first nonce is shared): 10 s at the note's fixed 100 per second.
     assert elapsed < 5, elapsed
     assert kamailio.registered_users() == 1000
 
@@ -46,7 +46,9 @@ def test_a_pbx_that_refuses_above_its_limit_gets_every_user_at_about_its_limit(
     kamailio_factory,
 ):
     pbx = kamailio_factory(defines={"REGISTER_LIMIT": LIMIT, "REGISTER_LOG": True})
-    accounts = subscribers(pbx, 2500)  # 5000 REGISTERs: 10 s at the limit
+    # A REGISTER each (the first challenge's nonce is shared) and the refused ones
+    # again: over 10 s at the limit.
+    accounts = subscribers(pbx, 5000)
 
     async def scenario():
         client = client_for(pbx, rate="auto", rate_max=10000)
@@ -55,7 +57,7 @@ def test_a_pbx_that_refuses_above_its_limit_gets_every_user_at_about_its_limit(
         client.set_accounts(accounts)
         rates, reasons = [], set()
         while client.progress().registered < len(accounts):
-            if time.monotonic() - started > 40:
+            if time.monotonic() - started > 60:
                 reasons = Counter(client.status(u).reason for u in accounts)
                 raise AssertionError(f"{client.progress()}: {reasons}")
             await asyncio.sleep(0.1)
@@ -77,7 +79,7 @@ def test_a_pbx_that_refuses_above_its_limit_gets_every_user_at_about_its_limit(
     assert 0.8 * LIMIT <= mean <= 1.2 * LIMIT, mean
     # What the PBX saw: no second with more than twice its limit after the first one.
     times = pbx.register_times()
-    assert len(times) >= 2 * len(accounts)
+    assert len(times) >= len(accounts)
     first, worst, j = times[0], 0, 0
     for i, t in enumerate(times):
         while times[j] <= t - 1.0:

@@ -52,6 +52,8 @@ from users.sip.pace import RateController
 
 logger = logging.getLogger(__name__)
 
+# Borrowed nonces refused in a row before every account answers its own challenge.
+BORROW_MISSES = 8
 RCVBUF = 4 * 1024 * 1024  # below this, 200 REGISTERs in flight already lose datagrams
 
 
@@ -119,6 +121,13 @@ class _Account:
     backoff: float = 0.0
     expires: int = 0  # requested (raised by a 423 Min-Expires)
     bound_until: float = 0.0  # loop time until which the PBX may hold our contact
+
+
+@dataclass(eq=False)
+class _SharedChallenge:
+    challenge: DigestChallenge
+    code: int  # 401 or 407
+    nc: int = 1  # the account challenged used 1
 
 
 @dataclass(eq=False)
@@ -227,6 +236,9 @@ class SipRegistrationClient:
         self._branch = f"z9hG4bK{secrets.token_hex(4)}"
         self._branch_seq = 0
         self._last_error = ""
+        self._shared: _SharedChallenge | None = None
+        self._borrowing = True
+        self._borrow_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: _Tcp | None = None
         self._keepalive: asyncio.TimerHandle | None = None
@@ -236,7 +248,9 @@ class SipRegistrationClient:
         self._scheduler: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
-        self.sent: Counter[str] = Counter()  # REGISTERs by kind, for tests and the benchmark
+        # REGISTERs by kind (register, unregister, retransmit; borrowed_nonce: registers
+        # that tried another account's nonce), for tests and the benchmarks.
+        self.sent: Counter[str] = Counter()
 
     # -- public API -------------------------------------------------------------------
 
@@ -552,18 +566,50 @@ class SipRegistrationClient:
             self._drop(acc, f"un-REGISTER failed ({reason}); the binding expires by itself")
 
     async def _request(self, acc: _Account, expires: int) -> SipResponse:
-        """One REGISTER exchange; a 401/407 challenge is answered once."""
+        """One REGISTER exchange; a 401/407 challenge is answered once.
+
+        An account without a challenge of its own borrows the last one the PBX sent to
+        any account (RFC 3261 22.3: credentials may be sent pre-emptively for a realm),
+        so after a takeover each user costs one REGISTER, not two. A PBX that binds its
+        nonces to one registration challenges the borrower, which answers as before; a
+        run of such refusals stops the borrowing."""
+        borrowed = self._borrow(acc)
         response = await self._transact(acc, self._register_request(acc, expires, reuse=True))
         if response.status in (401, 407):
+            if borrowed is not None and borrowed is self._shared:
+                # Only a refusal of the newest nonce counts: others may just be stale.
+                self._borrow_refused()
             header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
             try:
                 acc.challenge = choose_challenge(response.get_all(header))
             except SipParseError as exc:
                 raise SipParseError(f"{response.status} {response.reason}: {exc}") from None
             acc.challenge_code, acc.nc = response.status, 0
+            self._shared = _SharedChallenge(acc.challenge, response.status)
             await self._paced()
             response = await self._transact(acc, self._register_request(acc, expires))
+        elif borrowed is not None and response.status < 500:
+            self._borrow_misses = 0
         return response
+
+    def _borrow(self, acc: _Account) -> _SharedChallenge | None:
+        shared = self._shared
+        if acc.challenge is not None or shared is None or not self._borrowing:
+            return None
+        # One nonce count per nonce across the accounts that use it (RFC 7616 3.4).
+        shared.nc += 1
+        acc.challenge, acc.challenge_code, acc.nc = shared.challenge, shared.code, shared.nc - 1
+        self.sent["borrowed_nonce"] += 1
+        return shared
+
+    def _borrow_refused(self) -> None:
+        self._borrow_misses += 1
+        if self._borrow_misses >= BORROW_MISSES and self._borrowing:
+            self._borrowing = False
+            logger.info(
+                "the PBX accepts no nonce of another registration: each account answers "
+                "its own challenge"
+            )
 
     def _register_request(self, acc: _Account, expires: int, reuse: bool = False) -> bytes:
         acc.cseq += 1

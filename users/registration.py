@@ -78,28 +78,35 @@ def pbx_settings(values: dict[str, Any]) -> PbxSettings | None:
     )
 
 
-def registering_homes() -> str:
-    """The homes whose users this server registers now ("AB": every user, after a
-    takeover), as its redundancy engine last decided ("" on a single server)."""
+def registering_now() -> str:
+    """``NodeState.registering`` alone: the cheap check between two steps."""
     close_old_connections()
-    if config_read()["redundancy.mode"] == "single":
-        return ""
-    return NodeState.load().registering
+    return NodeState.objects.filter(pk=1).values_list("registering", flat=True).first() or ""
 
 
-def desired_accounts() -> tuple[PbxSettings | None, dict[str, Credentials], dict[str, int]]:
-    """The PBX to use, the accounts this server must hold, and user ids by SIP user."""
+def desired_accounts(
+    known: dict[str, Credentials] | None = None,
+) -> tuple[PbxSettings | None, dict[str, Credentials], dict[str, int], str]:
+    """The PBX to use, the accounts this server must hold, user ids by SIP user, and the
+    ``NodeState.registering`` those accounts were read for (one read, so the two agree).
+    Unchanged credentials are the objects of ``known`` (the last result), so comparing
+    thousands of them is cheap."""
+    known = known or {}
     close_old_connections()
     values = config_read()
+    state = NodeState.load()
     pbx = pbx_settings(values)
     accounts: dict[str, Credentials] = {}
     ids: dict[str, int] = {}
     if pbx is not None:
-        rows = handled_users().exclude(sip_username="").exclude(sip_password="")
+        rows = handled_users(state).exclude(sip_username="").exclude(sip_password="")
         for user_id, username, password in rows.values_list("id", "sip_username", "sip_password"):
-            accounts[username] = Credentials(username, password)
+            creds = known.get(username)
+            if creds is None or creds.password != password:
+                creds = Credentials(username, password)
+            accounts[username] = creds
             ids[username] = user_id
-    return pbx, accounts, ids
+    return pbx, accounts, ids, state.registering
 
 
 def _moment(epoch: float | None) -> datetime | None:
@@ -282,7 +289,7 @@ class RegistrationRunner:
 
     MAX_BACKOFF = 2.0
 
-    def __init__(self, *, poll: float = 0.5, flush: float = 0.25) -> None:
+    def __init__(self, *, poll: float = 0.5, flush: float = 0.1) -> None:
         self.poll = poll
         self.flush_interval = flush
         self.client: SipRegistrationClient | None = None
@@ -302,6 +309,8 @@ class RegistrationRunner:
         self._homes = ""
         self._takeover: tuple[set[str], float, int] | None = None
         self._rate_shown: tuple[int | None, str] | None = None
+        self._registering: str | None = None  # NodeState.registering at the last step
+        self._accounts: dict[str, Credentials] = {}  # what the last step read
 
     def _on_change(self, user: str, status: RegistrationStatus) -> None:
         user_id = self.ids.get(user) or self._gone_ids.get(user)
@@ -315,9 +324,12 @@ class RegistrationRunner:
 
     async def step(self) -> None:
         """Read what this server must hold, adjust the client, and stamp its liveness."""
-        pbx, accounts, ids = await asyncio.to_thread(desired_accounts)
+        pbx, accounts, ids, self._registering = await asyncio.to_thread(
+            desired_accounts, self._accounts
+        )
+        self._accounts = accounts
         self._paired = await asyncio.to_thread(_paired)
-        homes = await asyncio.to_thread(registering_homes)
+        homes = self._registering if self._paired else ""
         if pbx != self.pbx:
             if self.client and pbx and self.pbx and pbx.address == self.pbx.address:
                 # Only the rate or the expiry: the registrations stand.
@@ -457,11 +469,22 @@ class RegistrationRunner:
             self._buffer = {**changes, **self._buffer}
             logger.debug("registration states not written yet: %s", exc)
 
+    async def _homes_changed(self) -> bool:
+        """Whether the engine changed the homes this server registers since the last
+        step: one small read, so a takeover reaches the client within a flush interval
+        rather than at the next full step."""
+        if self._failures or self.client is None:
+            return False
+        try:
+            return await asyncio.to_thread(registering_now) != self._registering
+        except Exception:  # the step that follows says what is wrong
+            return True
+
     async def run(self, stop: asyncio.Event) -> None:
         next_step = 0.0
         while not stop.is_set():
             now = time.monotonic()
-            if now >= next_step:
+            if now >= next_step or await self._homes_changed():
                 try:
                     await self.step()
                 except Exception as exc:  # a database hiccup must not end registration

@@ -23,14 +23,15 @@ def own_letter() -> str:
     return LETTER[config_read()["redundancy.mode"]]
 
 
-def handled_users() -> QuerySet[DectUser]:
+def handled_users(state: NodeState | None = None) -> QuerySet[DectUser]:
     """The users this server registers now: every user on a single server; on a paired
     one the users of the homes its engine last said it registers (``NodeState.registering``,
-    see ``redundancy.statemachine``), and none while its engine is not deciding."""
+    see ``redundancy.statemachine``; of ``state`` when given), and none while its engine is
+    not deciding."""
     mode = config_read()["redundancy.mode"]
     if mode == "single":
         return DectUser.objects.all()
-    state = NodeState.load()
+    state = NodeState.load() if state is None else state
     if not state.registering or not engine_fresh(state):
         return DectUser.objects.none()
     if state.registering == BOTH:

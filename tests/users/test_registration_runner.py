@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
+from core.assignment import BOTH
+from core.models import NodeState
 from core.services import config_update
 from tests.redundancy.test_replication_fakes import become_master
 from users.models import DectUser, PbxLink, SipRegistration
@@ -126,3 +128,36 @@ def test_a_change_of_registrar_moves_every_user_to_the_new_pbx_and_of_rate_none(
     asyncio.run(scenario())
     link = PbxLink.load()
     assert (link.registrar, link.previous) == (f"{new.host}:{new.port}", f"{old.host}:{old.port}")
+
+
+@pytest.mark.django_db(transaction=True)  # the runner reads the database from its threads
+def test_a_takeover_reaches_the_pbx_without_waiting_for_the_next_full_step(kamailio, settings):
+    become_master()
+    settings.DETECTION_WINDOW = 600  # no engine ticks here: its last decision holds
+    config_update(changes={"sip.registrar": f"{kamailio.host}:{kamailio.port}",
+                           "sip.domain": kamailio.host}, actor="test")  # fmt: skip
+    users = [dect_user_create(actor="test", extension=str(2000 + n), sip_username=f"u{n}",
+                              sip_password=f"pw-{n}") for n in range(4)]  # fmt: skip
+    kamailio.add_subscribers((u.sip_username, kamailio.host, u.sip_password) for u in users)
+    DectUser.objects.filter(pk__in=[users[0].pk, users[1].pk]).update(home="A")
+    DectUser.objects.filter(pk__in=[users[2].pk, users[3].pk]).update(home="B")
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_default_executor(executor)
+        # A full step only once a minute: the takeover must come through the quick check.
+        runner, stop = RegistrationRunner(poll=60, flush=0.05), asyncio.Event()
+        running = asyncio.create_task(runner.run(stop))
+        try:
+            await _until(
+                "this master's two users", lambda: set(kamailio.location()) == {"u0", "u1"}
+            )
+            await asyncio.to_thread(lambda: NodeState.objects.update(registering=BOTH))
+            await _until("every user after the takeover",
+                         lambda: len(kamailio.location()) == 4, timeout=10)  # fmt: skip
+        finally:
+            stop.set()
+            await running
+            await asyncio.to_thread(connections.close_all)
+
+    asyncio.run(scenario())

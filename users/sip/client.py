@@ -234,6 +234,11 @@ class SipRegistrationClient:
         self._next_start = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._branch = f"z9hG4bK{secrets.token_hex(4)}"
+        # Call-IDs and From tags: random per client, then counted (a random one per
+        # account costs a system call each, 2000 of them at a takeover). A REGISTER makes
+        # no dialog, so a tag only needs to be unique.
+        self._id_prefix = f"{secrets.token_hex(8)}-"
+        self._ids = 0
         self._branch_seq = 0
         self._last_error = ""
         self._shared: _SharedChallenge | None = None
@@ -292,17 +297,18 @@ class SipRegistrationClient:
                 acc = _Account(
                     user=user,
                     creds=creds,
-                    call_id=secrets.token_hex(12),
-                    tag=secrets.token_hex(4),
+                    call_id=f"{self._id_prefix}{self._ids:x}",
+                    tag=f"{self._id_prefix[:8]}{self._ids:x}",
                     status=status,
                     backoff=self.backoff_initial,
                     expires=self.expires,
                 )
+                self._ids += 1
                 self._accounts[user] = acc
                 self._counts[RegState.PENDING] += 1
                 self._emit(acc)
                 self._schedule(acc, 0.0, now)
-            elif not acc.wanted or acc.creds != creds:
+            elif not acc.wanted or (acc.creds is not creds and acc.creds != creds):
                 if not acc.wanted:
                     acc.wanted = True
                     self._counts[acc.status.state] += 1

@@ -4,10 +4,13 @@
 Starts its own Kamailio (users/pbx.py, deploy/kamailio/kamailio.cfg) on a free loopback
 port, fills the subscriber table with ``--users`` accounts, and measures:
 
-- ``registrations_per_s``: a fresh SipRegistrationClient (as after a takeover: no nonce
-  known, so each user is challenge + answer) registers every user, unlimited rate,
-  ``--in-flight`` transactions at once; the count is then checked in Kamailio's own
-  location table (``usrloc:registered_users`` and ``ul.dump``).
+- ``registrations_per_s``: a fresh SipRegistrationClient (no nonce known: the first user
+  is challenged, the others borrow its nonce and need one REGISTER each; with
+  ``--no-borrow`` each user is challenge + answer, as SIPp's scenario) registers every
+  user, unlimited rate, ``--in-flight`` transactions at once; the count is then checked
+  in Kamailio's own location table (``usrloc:registered_users`` and ``ul.dump``).
+  ``register_requests_per_s`` counts REGISTER requests instead, and ``vs_sipp`` is
+  registrations per second as a share of SIPp's.
 - ``unregistrations_per_s``: the same client un-registers them all (nonce reused).
 - ``sipp_registrations_per_s``: where SIPp is installed (Debian ``sip-tester``), the
   same users registered by SIPp against the same Kamailio in the same run, with the same
@@ -85,9 +88,11 @@ async def run_client(
     transport: str,
     in_flight: int,
     rate: float | str | None = None,
+    borrow: bool = True,
 ) -> dict[str, Any]:
     client = SipRegistrationClient(
         server=(pbx.host, pbx.port),
+        borrow_nonces=borrow,
         transport=transport,  # type: ignore[arg-type]
         rate=rate,  # type: ignore[arg-type]
         max_in_flight=in_flight,
@@ -120,6 +125,7 @@ async def run_client(
     return {
         "seconds": round(seconds, 3),
         "registrations_per_s": round(progress.registered / seconds),
+        "register_requests_per_s": round(client.sent["register"] / seconds),
         "failed": progress.failed,
         "registered_in_kamailio": in_kamailio,
         "aors_in_location_dump": in_dump,
@@ -187,6 +193,9 @@ def main() -> int:
         "--rate", default="", help="auto: measure the adaptive rate first; N: a fixed rate"
     )
     parser.add_argument("--pbx-limit", type=int, default=0, help="503 above N REGISTERs/s")
+    parser.add_argument(
+        "--no-borrow", action="store_true", help="challenge every user (as SIPp's scenario)"
+    )
     args = parser.parse_args()
 
     accounts = {f"u{i:06d}": Credentials(f"u{i:06d}", f"pw-{i:06d}") for i in range(args.users)}
@@ -202,7 +211,9 @@ def main() -> int:
             auto = asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight, "auto"))
             result.update({f"auto_{k}": v for k, v in auto.items()})
         fixed = float(args.rate) if args.rate not in ("", "auto") else None
-        run = asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight, fixed))
+        run = asyncio.run(
+            run_client(pbx, accounts, args.transport, args.in_flight, fixed, not args.no_borrow)
+        )
         run.pop("rate_over_time")
         run.pop("rate_last")
         result.update(run, rate=fixed, pbx_limit=args.pbx_limit or None)
@@ -214,6 +225,9 @@ def main() -> int:
                 result.update(sipp_registrations_per_s=None, sipp_reason=reason)
             else:
                 result.update(figures)
+                ratio = result["registrations_per_s"] / max(1, figures["sipp_registrations_per_s"])
+                result["vs_sipp"] = round(ratio, 2)
+    result["borrowed_nonces"] = not args.no_borrow
     print(json.dumps(result))
     ok = result["registered_in_kamailio"] == args.users and result["failed"] == 0
     sipp = result["sipp_registrations_per_s"]
@@ -222,7 +236,13 @@ def main() -> int:
         f"{args.transport} with digest auth in {result['seconds']} s "
         f"({'all' if ok else 'NOT all'} in Kamailio's location table, "
         f"{result['failed']} failed); un-REGISTER {result['unregistrations_per_s']}/s; "
-        + (f"SIPp {sipp}/s" if sipp is not None else f"SIPp: {result['sipp_reason']}")
+        + (
+            f"SIPp {sipp}/s ({result['vs_sipp']:.2f}x SIPp"
+            f"{'' if args.no_borrow else ', nonces borrowed'}"
+            f"; {result['register_requests_per_s']} REGISTERs/s)"
+            if sipp is not None
+            else f"SIPp: {result['sipp_reason']}"
+        )
     )
     if args.rate == "auto":
         series = " ".join(f"{t:g}s:{r}" for t, r in result["auto_rate_over_time"][:40])

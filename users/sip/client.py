@@ -178,6 +178,8 @@ class SipRegistrationClient:
       actually used (with the default None, the one the OS routes to the PBX from).
     - ``backoff_initial``/``backoff_max``: retry delay after a failure, doubled each time.
     - ``keepalive``: seconds between CRLF pings on the TCP connection.
+    - ``borrow_nonces``: an account without a challenge of its own first tries the last
+      nonce the PBX sent (see ``_request``); False: every account is challenged.
     - ``on_change(user, status)`` is called on the event loop at each state change; it
       must be quick and must not raise.
     """
@@ -202,6 +204,7 @@ class SipRegistrationClient:
         backoff_max: float = 60.0,
         keepalive: float = 30.0,
         user_agent: str = "KWS-Admin",
+        borrow_nonces: bool = True,
         on_change: Callable[[str, RegistrationStatus], None] | None = None,
     ) -> None:
         if transport not in ("udp", "tcp"):
@@ -242,7 +245,7 @@ class SipRegistrationClient:
         self._branch_seq = 0
         self._last_error = ""
         self._shared: _SharedChallenge | None = None
-        self._borrowing = True
+        self._borrowing = borrow_nonces
         self._borrow_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: _Tcp | None = None

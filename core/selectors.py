@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Subquery
+
 from core import config
 from core.models import ConfigValue, NodeState
 
@@ -16,6 +18,17 @@ def config_read() -> dict[str, Any]:
         if name in config.KEYS:
             values[name] = config.KEYS[name].parse(text)
     return values
+
+
+def node_mode_and_state() -> tuple[str, NodeState]:
+    """``redundancy.mode`` (as ``config_read`` gives it) and this node's state, in one
+    query: for the pages that annotate every row with them, such as the Users list."""
+    stored = ConfigValue.objects.filter(key="redundancy.mode").values("value")[:1]
+    state = NodeState.objects.filter(pk=1).annotate(stored_mode=Subquery(stored)).first()
+    if state is None:  # before the node's first state: load() makes it
+        return config_read()["redundancy.mode"], NodeState.load()
+    key = config.KEYS["redundancy.mode"]
+    return (key.default if state.stored_mode is None else key.parse(state.stored_mode)), state
 
 
 def config_get(name: str) -> Any:

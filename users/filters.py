@@ -22,6 +22,17 @@ class DectUserFilter(django_filters.FilterSet):
         model = DectUser
         fields = ["q", "node", "subscription", "registration"]
 
+    def __init__(self, *args, own_letter: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The NODE letter of this server's users, if the view has read it already.
+        self.own_letter = own_letter
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter or the search narrows the list."""
+        cleaned = getattr(self.form, "cleaned_data", {})
+        return any(value not in (None, "") for value in cleaned.values())
+
     def search(self, queryset, name, value):
         value = value.strip()
         if not value:
@@ -36,7 +47,7 @@ class DectUserFilter(django_filters.FilterSet):
 
     def by_registration(self, queryset, name, value):
         # Each user's state is this server's own for the users it handles, else the peer's.
-        mine = Q(node=own_letter())
+        mine = Q(node=self.own_letter or own_letter())
         if value == SipRegistration.State.UNREGISTERED:
             own = Q(registration__isnull=True) | Q(registration__state=value)
             peer = Q(peer_registration__isnull=True) | Q(peer_registration__state=value)

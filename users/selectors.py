@@ -11,7 +11,7 @@ from django.db.models import Case, Count, Q, QuerySet, Value, When
 from core.assignment import BOTH, SLOTS, Assignment, other_slot
 from core.health import engine_fresh
 from core.models import NodeState
-from core.selectors import config_read
+from core.selectors import config_read, node_mode_and_state
 from users.models import DectUser, PbxLink, PeerRegistration, SipRegistration
 
 LETTER = {"master": "M", "slave": "S", "single": "M"}
@@ -19,8 +19,10 @@ LETTER = {"master": "M", "slave": "S", "single": "M"}
 REGISTRATIONS_PER_HEARTBEAT = 2000
 
 
-def own_letter() -> str:
-    return LETTER[config_read()["redundancy.mode"]]
+def own_letter(mode: str | None = None) -> str:
+    """The NODE letter of the users this server handles (``mode``: redundancy.mode, read
+    if not given)."""
+    return LETTER[config_read()["redundancy.mode"] if mode is None else mode]
 
 
 def handled_users() -> QuerySet[DectUser]:
@@ -38,12 +40,14 @@ def handled_users() -> QuerySet[DectUser]:
     return DectUser.objects.filter(home=state.registering)
 
 
-def node_column() -> Value | Case:
+def node_column(mode: str | None = None, state: NodeState | None = None) -> Value | Case:
     """The NODE column (M: the master handles the user, S: the backup) as this server's
-    assignment says, for annotating user querysets: ``.annotate(node=node_column())``."""
-    values = config_read()
-    mode = values["redundancy.mode"]
-    state = NodeState.load()
+    assignment says, for annotating user querysets: ``.annotate(node=node_column())``.
+    ``mode`` (redundancy.mode) and ``state`` are read if not given."""
+    if mode is None:
+        mode = config_read()["redundancy.mode"]
+    if state is None:
+        state = NodeState.load()
     assignment = Assignment.from_dict(state.assignment)
     if mode == "single" or not state.slot or assignment is None:
         return Value("M")
@@ -53,9 +57,43 @@ def node_column() -> Value | Case:
     return Case(When(home=master_slot, then=Value("M")), default=Value("S"))
 
 
-def users_with_node(queryset: QuerySet[DectUser] | None = None) -> QuerySet[DectUser]:
-    """Users annotated with their NODE letter (``node``)."""
-    return (DectUser.objects.all() if queryset is None else queryset).annotate(node=node_column())
+def users_with_node(
+    queryset: QuerySet[DectUser] | None = None, *, node: Value | Case | None = None
+) -> QuerySet[DectUser]:
+    """Users annotated with their NODE letter (``node``; ``node_column()`` if not given)."""
+    queryset = DectUser.objects.all() if queryset is None else queryset
+    return queryset.annotate(node=node_column() if node is None else node)
+
+
+@dataclass(frozen=True)
+class UserListNode:
+    """What the Users list needs to know of this server, read once per request."""
+
+    own_letter: str  # the NODE letter of the users this server handles
+    column: Value | Case  # the NODE column, for users_with_node
+
+
+def user_list_node() -> UserListNode:
+    """The NODE facts of the Users list, in one query (redundancy.mode and the node state)."""
+    mode, state = node_mode_and_state()
+    return UserListNode(own_letter=own_letter(mode), column=node_column(mode, state))
+
+
+@dataclass(frozen=True)
+class UserListCounts:
+    total: int  # every user
+    matching: int  # the users the search and filters leave
+
+
+def user_list_counts(matching: QuerySet[DectUser], *, filtered: bool) -> UserListCounts:
+    """How many users there are and how many of them ``matching`` has, in one query."""
+    if not filtered:
+        total = matching.count()
+        return UserListCounts(total=total, matching=total)
+    counts = DectUser.objects.aggregate(
+        total=Count("id"), matching=Count("id", filter=Q(pk__in=matching.values("pk")))
+    )
+    return UserListCounts(**counts)
 
 
 def home_counts() -> dict[str, int]:

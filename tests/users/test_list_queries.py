@@ -85,3 +85,26 @@ def test_the_list_still_shows_every_fact_of_a_row(admin_client, users_120):
     assert page.count("RFP Ward 3") == 17  # users 3000, 3003, ... 3048
     filtered = admin_client.get(reverse("user_list"), {"registration": "failed"}).text
     assert "10 of 120 users" in filtered  # 3000, 3020, ... but 3010 and 3080 (none known)
+
+
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("BERG", {"3000", "3099"}),  # by name, whatever the case
+        ("nna berg 9", {"3009", "3099"}),
+        ("3099", {"3099"}),  # by extension
+        ("U99", {"3099"}),  # by SIP user
+    ],
+)
+def test_search_finds_by_name_and_extension_in_any_case(admin_client, users_120, term, found):
+    page = admin_client.get(reverse("user_list"), {"q": term}).text
+    for extension in found:
+        assert f">{extension}</a>" in page
+    assert ">3001</a>" not in page  # Bo Holm 1
+
+
+def test_search_matches_a_name_anywhere_but_an_extension_only_from_its_start(
+    admin_client, users_120
+):
+    assert ">3022</a>" in admin_client.get(reverse("user_list"), {"q": "olm 22"}).text
+    assert "0 of 120 users" in admin_client.get(reverse("user_list"), {"q": "099"}).text

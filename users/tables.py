@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django_tables2.data import TableQuerysetData
 
 from users import ipei
 from users.models import DectUser
@@ -28,6 +29,28 @@ class CountedPaginator(Paginator):
     def __init__(self, object_list, per_page, *args, count: int, **kwargs):
         super().__init__(object_list, per_page, *args, **kwargs)
         self.count = count  # over the cached_property
+
+
+# Orderings that already give each user one place: the extension is unique and never empty.
+UNIQUE_ORDERINGS = {"pk", "id", "extension"}
+
+
+class DectUserData(TableQuerysetData):
+    """The Users list's rows. Every sort ends with a unique column (the primary key unless
+    it already does), so users with equal values keep one place and each appears on
+    exactly one page."""
+
+    def order_by(self, aliases):
+        super().order_by(aliases)
+        ordering = list(self.data.query.order_by)
+        if ordering and _bare(ordering[-1]) not in UNIQUE_ORDERINGS:
+            # Along the first key's direction: an index on (column, id) serves both ways.
+            descending = isinstance(ordering[0], str) and ordering[0].startswith("-")
+            self.data = self.data.order_by(*ordering, "-pk" if descending else "pk")
+
+
+def _bare(ordering: Any) -> str | None:
+    return ordering.lstrip("-") if isinstance(ordering, str) else None
 
 
 class DectUserTable(tables.Table):
@@ -56,8 +79,8 @@ class DectUserTable(tables.Table):
         attrs = {"class": "list users"}
         empty_text = "No users match."
 
-    def __init__(self, *args, own_letter: str = "M", **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, data, *args, own_letter: str = "M", **kwargs):
+        super().__init__(DectUserData(data), *args, **kwargs)
         self.own_letter = own_letter
         # Where the handsets of the shown page were last seen (set by the view: one query).
         self.seen: dict = {}

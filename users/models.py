@@ -40,6 +40,8 @@ class DectUser(models.Model):
 
     class Meta:
         ordering = ["extension"]
+        # The Users list sorted by name, ties broken by id (users.tables), either way.
+        indexes = [models.Index(fields=["display_name", "id"], name="dectuser_name")]
 
     def __str__(self) -> str:
         return f"{self.extension} {self.display_name}".strip()

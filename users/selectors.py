@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, Count, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 
 from core.assignment import BOTH, SLOTS, Assignment, other_slot
 from core.health import engine_fresh
@@ -77,6 +77,19 @@ def user_list_node() -> UserListNode:
     """The NODE facts of the Users list, in one query (redundancy.mode and the node state)."""
     mode, state = node_mode_and_state()
     return UserListNode(own_letter=own_letter(mode), column=node_column(mode, state))
+
+
+def user_list_rows(node: UserListNode) -> QuerySet[DectUser]:
+    """The Users list's rows: every user with its registrations, its NODE letter (``node``)
+    and its ``registration_state`` to sort by: this server's own state for the users it
+    handles, else the one the peer's heartbeats reported."""
+    queryset = DectUser.objects.select_related("registration", "peer_registration")
+    return users_with_node(queryset, node=node.column).annotate(
+        registration_state=Case(
+            When(node=node.own_letter, then=F("registration__state")),
+            default=F("peer_registration__state"),
+        )
+    )
 
 
 @dataclass(frozen=True)

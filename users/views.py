@@ -17,7 +17,13 @@ from users.config import REREGISTER_KEYS
 from users.filters import DectUserFilter
 from users.forms import CsvImportForm, DectUserForm, SipSettingsForm
 from users.models import DectUser
-from users.selectors import sip_summary, user_list_counts, user_list_node, users_with_node
+from users.selectors import (
+    sip_summary,
+    user_list_counts,
+    user_list_node,
+    user_list_rows,
+    users_with_node,
+)
 from users.tables import CountedPaginator, DectUserTable
 
 PER_PAGE = 50
@@ -25,13 +31,9 @@ PER_PAGE = 50
 
 def user_list(request):
     node = user_list_node()
-    queryset = DectUser.objects.select_related("registration", "peer_registration")
-    filterset = DectUserFilter(
-        request.GET,
-        queryset=users_with_node(queryset, node=node.column),
-        own_letter=node.own_letter,
-    )
-    table = DectUserTable(filterset.qs, own_letter=node.own_letter)
+    rows = user_list_rows(node)
+    filterset = DectUserFilter(request.GET, queryset=rows, own_letter=node.own_letter)
+    table = DectUserTable(filterset.qs, rows=rows, own_letter=node.own_letter)
     counts = user_list_counts(filterset.qs, filtered=filterset.active)
     paginate = {"per_page": PER_PAGE, "paginator_class": CountedPaginator, "count": counts.matching}
     RequestConfig(request, paginate=paginate).configure(table)

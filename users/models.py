@@ -65,8 +65,12 @@ class SipRegistration(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        # The heartbeat sends the peer the rows changed after its cursor, in this order.
-        indexes = [models.Index(fields=["changed_at", "user"], name="sipreg_changed")]
+        indexes = [
+            # The heartbeat sends the peer the rows changed after its cursor, in this order.
+            models.Index(fields=["changed_at", "user"], name="sipreg_changed"),
+            # The Users list's registration filter: the few failed or registering users.
+            models.Index(fields=["state"], name="sipreg_state"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state}"
@@ -85,7 +89,10 @@ class PeerRegistration(models.Model):
     changed_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["changed_at", "user"], name="peerreg_changed")]
+        indexes = [
+            models.Index(fields=["changed_at", "user"], name="peerreg_changed"),
+            models.Index(fields=["state"], name="peerreg_state"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state} (peer)"

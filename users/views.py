@@ -34,7 +34,7 @@ def user_list(request):
     rows = user_list_rows(node)
     filterset = DectUserFilter(request.GET, queryset=rows, own_letter=node.own_letter)
     table = DectUserTable(filterset.qs, rows=rows, own_letter=node.own_letter)
-    counts = user_list_counts(filterset.qs, filtered=filterset.active)
+    counts = user_list_counts(filterset.qs, filtered=filterset.active, total=node.users)
     paginate = {"per_page": PER_PAGE, "paginator_class": CountedPaginator, "count": counts.matching}
     RequestConfig(request, paginate=paginate).configure(table)
     table.seen = handsets_last_seen([row.record.extension for row in table.page.object_list])

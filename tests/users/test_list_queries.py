@@ -6,12 +6,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from basestations.models import BaseStation, HandsetSighting
+from core.models import NodeState
 from tests.redundancy.test_replication_fakes import become_master
 from users.models import DectUser, PeerRegistration, SipRegistration
+from users.selectors import user_list_node
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("licensed")]
 
-MAX_QUERIES = 6  # session, account, node state, counts, the page, its handsets' sightings
+# Session, account, node state with the users' total, the matches' count (searched or
+# filtered only), the page (its ids picked in a sub-select), its handsets' sightings.
+MAX_QUERIES = 6
 
 REQUESTS = {
     "first page": {},
@@ -108,3 +112,19 @@ def test_search_matches_a_name_anywhere_but_an_extension_only_from_its_start(
 ):
     assert ">3022</a>" in admin_client.get(reverse("user_list"), {"q": "olm 22"}).text
     assert "0 of 120 users" in admin_client.get(reverse("user_list"), {"q": "099"}).text
+
+
+def test_a_request_of_the_whole_list_costs_5_queries(
+    admin_client, users_120, django_assert_num_queries
+):
+    url = reverse("user_list")
+    admin_client.get(url, HTTP_HX_REQUEST="true")
+    with django_assert_num_queries(MAX_QUERIES - 1):  # the total is the matches' count
+        response = admin_client.get(url, {"sort": "-display_name"}, HTTP_HX_REQUEST="true")
+    assert "120 of 120 users" in response.text
+
+
+def test_the_total_is_read_before_the_node_has_a_state(users_120):
+    NodeState.objects.all().delete()
+    node = user_list_node()
+    assert node.users == 120 and NodeState.objects.filter(pk=1).exists()

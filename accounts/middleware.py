@@ -2,7 +2,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.access import OPERATOR_REFUSAL, write_allowed
-from accounts.models import PasswordChangeRequired
+from accounts.models import password_change_required
 from core.locks import write_permission
 from core.rules import Scope
 
@@ -21,7 +21,7 @@ class PasswordChangeRequiredMiddleware:
             allowed = (reverse("password_change"), reverse("logout"), "/static/")
             if (
                 not request.path.startswith(allowed)
-                and PasswordChangeRequired.objects.filter(user=user).exists()
+                and password_change_required(user)
                 and write_permission(Scope.ACCOUNT).allowed
             ):
                 return redirect("password_change")

@@ -23,3 +23,13 @@ class PasswordChangeRequired(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} must change the password"
+
+
+def password_change_required(user) -> bool:
+    """Whether the account must change its password before anything else (read with the
+    account by ``accounts.backends.AccountBackend``, else asked here)."""
+    try:
+        user.passwordchangerequired  # noqa: B018 (the reverse one-to-one raises if unmarked)
+    except PasswordChangeRequired.DoesNotExist:
+        return False
+    return True

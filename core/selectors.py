@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Subquery
+from django.db.models.expressions import BaseExpression
+
 from core import config
 from core.models import ConfigValue, NodeState
 
@@ -16,6 +19,21 @@ def config_read() -> dict[str, Any]:
         if name in config.KEYS:
             values[name] = config.KEYS[name].parse(text)
     return values
+
+
+def node_mode_and_state(**extra: BaseExpression) -> tuple[str, NodeState]:
+    """``redundancy.mode`` (as ``config_read`` gives it) and this node's state, in one
+    query: for the pages that annotate every row with them, such as the Users list.
+    ``extra`` annotates the state with more values read in the same query (the Users
+    list's count of users), as attributes of the returned state."""
+    stored = ConfigValue.objects.filter(key="redundancy.mode").values("value")[:1]
+    rows = NodeState.objects.filter(pk=1).annotate(stored_mode=Subquery(stored), **extra)
+    state = rows.first()
+    if state is None:  # before the node's first state: load() makes it
+        NodeState.load()
+        state = rows.first()
+    key = config.KEYS["redundancy.mode"]
+    return (key.default if state.stored_mode is None else key.parse(state.stored_mode)), state
 
 
 def config_get(name: str) -> Any:

@@ -235,9 +235,10 @@ SESSION_COOKIE_AGE = max(SESSION_IDLE_SECONDS, 12 * 3600)
 # django-axes: after this many failed logins of one account from one address, that
 # account is locked out from that address for the cool-off time (an event says so);
 # `manage.py axes_reset_username NAME` lifts it at once, from the server's console.
+# AccountBackend is ModelBackend loading the password-change mark with the account.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.AccountBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))

@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q
 
-from users.models import DectUser, Node, SipRegistration
+from users.models import DectUser, Node, PeerRegistration, SipRegistration
 from users.selectors import own_letter
 
 
@@ -22,6 +22,17 @@ class DectUserFilter(django_filters.FilterSet):
         model = DectUser
         fields = ["q", "node", "subscription", "registration"]
 
+    def __init__(self, *args, own_letter: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The NODE letter of this server's users, if the view has read it already.
+        self.own_letter = own_letter
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter or the search narrows the list."""
+        cleaned = getattr(self.form, "cleaned_data", {})
+        return any(value not in (None, "") for value in cleaned.values())
+
     def search(self, queryset, name, value):
         value = value.strip()
         if not value:
@@ -36,10 +47,14 @@ class DectUserFilter(django_filters.FilterSet):
 
     def by_registration(self, queryset, name, value):
         # Each user's state is this server's own for the users it handles, else the peer's.
-        mine = Q(node=own_letter())
+        # Sub-selects of the states' user ids, which the state indexes find, instead of
+        # joining every user's registrations to test each row.
+        mine = Q(node=self.own_letter or own_letter())
         if value == SipRegistration.State.UNREGISTERED:
-            own = Q(registration__isnull=True) | Q(registration__state=value)
-            peer = Q(peer_registration__isnull=True) | Q(peer_registration__state=value)
+            # No registration known counts as not registered.
+            own = ~Q(pk__in=SipRegistration.objects.exclude(state=value).values("user_id"))
+            peer = ~Q(pk__in=PeerRegistration.objects.exclude(state=value).values("user_id"))
         else:
-            own, peer = Q(registration__state=value), Q(peer_registration__state=value)
+            own = Q(pk__in=SipRegistration.objects.filter(state=value).values("user_id"))
+            peer = Q(pk__in=PeerRegistration.objects.filter(state=value).values("user_id"))
         return queryset.filter((mine & own) | (~mine & peer))

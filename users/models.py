@@ -40,6 +40,8 @@ class DectUser(models.Model):
 
     class Meta:
         ordering = ["extension"]
+        # The Users list sorted by name, ties broken by id (users.tables), either way.
+        indexes = [models.Index(fields=["display_name", "id"], name="dectuser_name")]
 
     def __str__(self) -> str:
         return f"{self.extension} {self.display_name}".strip()
@@ -63,8 +65,12 @@ class SipRegistration(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        # The heartbeat sends the peer the rows changed after its cursor, in this order.
-        indexes = [models.Index(fields=["changed_at", "user"], name="sipreg_changed")]
+        indexes = [
+            # The heartbeat sends the peer the rows changed after its cursor, in this order.
+            models.Index(fields=["changed_at", "user"], name="sipreg_changed"),
+            # The Users list's registration filter: the few failed or registering users.
+            models.Index(fields=["state"], name="sipreg_state"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state}"
@@ -83,7 +89,10 @@ class PeerRegistration(models.Model):
     changed_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["changed_at", "user"], name="peerreg_changed")]
+        indexes = [
+            models.Index(fields=["changed_at", "user"], name="peerreg_changed"),
+            models.Index(fields=["state"], name="peerreg_state"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state} (peer)"

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, Count, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, Func, IntegerField, Q, QuerySet, Subquery, Value, When
 
 from core.assignment import BOTH, SLOTS, Assignment, other_slot
 from core.health import engine_fresh
 from core.models import NodeState
-from core.selectors import config_read
+from core.selectors import config_read, node_mode_and_state
 from users.models import DectUser, PbxLink, PeerRegistration, SipRegistration
 
 LETTER = {"master": "M", "slave": "S", "single": "M"}
@@ -19,8 +19,10 @@ LETTER = {"master": "M", "slave": "S", "single": "M"}
 REGISTRATIONS_PER_HEARTBEAT = 2000
 
 
-def own_letter() -> str:
-    return LETTER[config_read()["redundancy.mode"]]
+def own_letter(mode: str | None = None) -> str:
+    """The NODE letter of the users this server handles (``mode``: redundancy.mode, read
+    if not given)."""
+    return LETTER[config_read()["redundancy.mode"] if mode is None else mode]
 
 
 def handled_users(state: NodeState | None = None) -> QuerySet[DectUser]:
@@ -39,12 +41,14 @@ def handled_users(state: NodeState | None = None) -> QuerySet[DectUser]:
     return DectUser.objects.filter(home=state.registering)
 
 
-def node_column() -> Value | Case:
+def node_column(mode: str | None = None, state: NodeState | None = None) -> Value | Case:
     """The NODE column (M: the master handles the user, S: the backup) as this server's
-    assignment says, for annotating user querysets: ``.annotate(node=node_column())``."""
-    values = config_read()
-    mode = values["redundancy.mode"]
-    state = NodeState.load()
+    assignment says, for annotating user querysets: ``.annotate(node=node_column())``.
+    ``mode`` (redundancy.mode) and ``state`` are read if not given."""
+    if mode is None:
+        mode = config_read()["redundancy.mode"]
+    if state is None:
+        state = NodeState.load()
     assignment = Assignment.from_dict(state.assignment)
     if mode == "single" or not state.slot or assignment is None:
         return Value("M")
@@ -54,9 +58,59 @@ def node_column() -> Value | Case:
     return Case(When(home=master_slot, then=Value("M")), default=Value("S"))
 
 
-def users_with_node(queryset: QuerySet[DectUser] | None = None) -> QuerySet[DectUser]:
-    """Users annotated with their NODE letter (``node``)."""
-    return (DectUser.objects.all() if queryset is None else queryset).annotate(node=node_column())
+def users_with_node(
+    queryset: QuerySet[DectUser] | None = None, *, node: Value | Case | None = None
+) -> QuerySet[DectUser]:
+    """Users annotated with their NODE letter (``node``; ``node_column()`` if not given)."""
+    queryset = DectUser.objects.all() if queryset is None else queryset
+    return queryset.annotate(node=node_column() if node is None else node)
+
+
+@dataclass(frozen=True)
+class UserListNode:
+    """What the Users list needs to know of this server, read once per request."""
+
+    own_letter: str  # the NODE letter of the users this server handles
+    column: Value | Case  # the NODE column, for users_with_node
+    users: int  # how many users there are
+
+
+def user_list_node() -> UserListNode:
+    """The NODE facts of the Users list and how many users there are, in one query
+    (redundancy.mode, the node state and the users' count)."""
+    # COUNT(*), not COUNT(id): SQLite reads a whole table's count from its b-tree.
+    count = Func(template="COUNT(*)", output_field=IntegerField())
+    users = Subquery(DectUser.objects.order_by().annotate(n=count).values("n"))
+    mode, state = node_mode_and_state(users=users)
+    return UserListNode(
+        own_letter=own_letter(mode), column=node_column(mode, state), users=state.users
+    )
+
+
+def user_list_rows(node: UserListNode) -> QuerySet[DectUser]:
+    """The Users list's rows: every user with its registrations, its NODE letter (``node``)
+    and its ``registration_state`` to sort by: this server's own state for the users it
+    handles, else the one the peer's heartbeats reported."""
+    queryset = DectUser.objects.select_related("registration", "peer_registration")
+    return users_with_node(queryset, node=node.column).annotate(
+        registration_state=Case(
+            When(node=node.own_letter, then=F("registration__state")),
+            default=F("peer_registration__state"),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class UserListCounts:
+    total: int  # every user
+    matching: int  # the users the search and filters leave
+
+
+def user_list_counts(matching: QuerySet[DectUser], *, filtered: bool, total: int) -> UserListCounts:
+    """How many of the ``total`` users ``matching`` has: a query only if ``filtered``.
+    The count reads only the matching rows (a count of the matches among all users
+    would join every user's registrations for its sub-select)."""
+    return UserListCounts(total=total, matching=matching.count() if filtered else total)
 
 
 def home_counts() -> dict[str, int]:

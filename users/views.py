@@ -17,22 +17,28 @@ from users.config import REREGISTER_KEYS
 from users.filters import DectUserFilter
 from users.forms import CsvImportForm, DectUserForm, SipSettingsForm
 from users.models import DectUser
-from users.selectors import own_letter, sip_summary, users_with_node
-from users.tables import DectUserTable
+from users.selectors import (
+    sip_summary,
+    user_list_counts,
+    user_list_node,
+    user_list_rows,
+    users_with_node,
+)
+from users.tables import CountedPaginator, DectUserTable
 
 PER_PAGE = 50
 
 
-def _user_queryset():
-    return users_with_node(DectUser.objects.select_related("registration", "peer_registration"))
-
-
 def user_list(request):
-    filterset = DectUserFilter(request.GET, queryset=_user_queryset())
-    table = DectUserTable(filterset.qs, own_letter=own_letter())
-    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    node = user_list_node()
+    rows = user_list_rows(node)
+    filterset = DectUserFilter(request.GET, queryset=rows, own_letter=node.own_letter)
+    table = DectUserTable(filterset.qs, rows=rows, own_letter=node.own_letter)
+    counts = user_list_counts(filterset.qs, filtered=filterset.active, total=node.users)
+    paginate = {"per_page": PER_PAGE, "paginator_class": CountedPaginator, "count": counts.matching}
+    RequestConfig(request, paginate=paginate).configure(table)
     table.seen = handsets_last_seen([row.record.extension for row in table.page.object_list])
-    context = {"filter": filterset, "table": table, "total": DectUser.objects.count()}
+    context = {"filter": filterset, "table": table, "total": counts.total}
     if request.htmx and not request.htmx.boosted:
         return render(request, "users/partials/user_table.html", context)
     return render(request, "users/list.html", context)

@@ -67,11 +67,29 @@ def test_a_session_ends_after_the_idle_time_but_not_while_only_polling(account, 
     # The header polls on its own: that is no activity, the session stays as it was.
     assert client.get(reverse("node_header"), HTTP_X_KWS_POLL="1").status_code == 200
     session = client.session
-    session[IdleSessionMiddleware.ACTIVE] -= 10  # now past the idle time
+    # Now past the idle time and the stamp's resolution (the stamp may be that stale).
+    session[IdleSessionMiddleware.ACTIVE] -= 10 + IdleSessionMiddleware.resolution()
     session.save()
     response = client.get(reverse("status"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
     assert client.get(reverse("status")).status_code == 302  # logged out
+
+
+def test_the_activity_stamp_is_rewritten_once_it_is_a_resolution_old(account, settings):
+    client = Client()
+    assert login(client, PASSWORD).status_code == 302
+    assert client.get(reverse("status")).status_code == 200
+    first = client.session[IdleSessionMiddleware.ACTIVE]
+    assert client.get(reverse("status")).status_code == 200
+    assert client.session[IdleSessionMiddleware.ACTIVE] == first  # no session write
+    session = client.session
+    session[IdleSessionMiddleware.ACTIVE] -= IdleSessionMiddleware.resolution()
+    session.save()
+    assert client.get(reverse("status")).status_code == 200
+    assert client.session[IdleSessionMiddleware.ACTIVE] > first
+    # A short idle time gets a finer stamp: a tenth of it.
+    settings.SESSION_IDLE_SECONDS = 60
+    assert IdleSessionMiddleware.resolution() == 6
 
 
 def test_every_page_has_a_strict_policy_and_no_inline_script(admin_client):

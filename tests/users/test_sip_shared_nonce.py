@@ -69,3 +69,42 @@ def test_a_pbx_that_binds_nonces_to_a_call_id_costs_nothing_and_stops_the_borrow
     # two each, as without borrowing; and after BORROW_MISSES refusals none is tried.
     assert taken_over == 2 * 30
     assert borrowed == BORROW_MISSES
+
+
+def test_a_fresh_client_waits_for_the_first_challenge_and_then_registers_with_one_register_each(
+    kamailio,
+):
+    accounts = subscribers(kamailio, 200)
+
+    async def scenario():
+        client = client_for(kamailio)  # unlimited rate, 200 in flight
+        await client.start()
+        client.set_accounts(accounts)
+        progress = await client.wait(lambda p: p.settled, timeout=20)
+        sent = dict(client.sent)
+        await client.stop()
+        return progress, sent
+
+    progress, sent = asyncio.run(scenario())
+    assert progress.registered == 200
+    # The first user alone: challenged and answered; the other 199 borrow its nonce.
+    assert sent["register"] == 2 + 199
+    assert kamailio.registered_users() == 200
+
+
+def test_without_borrowing_nobody_waits_and_every_user_is_challenged(kamailio):
+    accounts = subscribers(kamailio, 50)
+
+    async def scenario():
+        client = client_for(kamailio, borrow_nonces=False)
+        await client.start()
+        client.set_accounts(accounts)
+        progress = await client.wait(lambda p: p.settled, timeout=20)
+        sent = dict(client.sent)
+        await client.stop()
+        return progress, sent
+
+    progress, sent = asyncio.run(scenario())
+    assert progress.registered == 50
+    assert sent["register"] == 2 * 50
+    assert "borrowed_nonce" not in sent

@@ -246,6 +246,8 @@ class SipRegistrationClient:
         self._last_error = ""
         self._shared: _SharedChallenge | None = None
         self._borrowing = borrow_nonces
+        self._answered = False  # any final response from the PBX yet
+        self._probe_until: float | None = None
         self._borrow_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: _Tcp | None = None
@@ -440,6 +442,9 @@ class SipRegistrationClient:
                 if acc is not None and acc.token == token:
                     ready.append((token, acc))
             paused = pace is not None and pace.paused_until > now
+            probing = bool(ready) and self._probing(now)
+            if probing:
+                limit = 1
             while ready and self._in_flight < limit and not paused:
                 if self.rate is not None:
                     if self._next_start > now:
@@ -459,6 +464,8 @@ class SipRegistrationClient:
                     wake_at = pace.paused_until  # type: ignore[union-attr]
                 elif self._in_flight < limit:
                     wake_at = self._next_start  # held back by the rate limit
+                elif probing:
+                    wake_at = self._probe_until
             elif heap:
                 wake_at = heap[0][0]
             self._wake.clear()
@@ -466,6 +473,16 @@ class SipRegistrationClient:
             await self._wake.wait()
             if timer is not None:
                 timer.cancel()
+
+    def _probing(self, now: float) -> bool:
+        """With no nonce to borrow yet and no answer from the PBX, one attempt goes first
+        (for at most ``t1``), so the others can borrow the nonce of its challenge instead
+        of all being challenged."""
+        if not self._borrowing or self._shared is not None or self._answered:
+            return False
+        if self._probe_until is None:
+            self._probe_until = now + self.t1
+        return now < self._probe_until
 
     def _in_flight_limit(self) -> int:
         if self.pace is None:
@@ -712,6 +729,9 @@ class SipRegistrationClient:
         tx.timeout = loop.call_later(self.timeout, self._expire, key)
         try:
             response = await tx.future
+            if not self._answered:
+                self._answered = True
+                self._wake.set()  # the first answer ends the probing
             if self.pace is not None:
                 if response.status == 503:
                     self.pace.on_503(_retry_after(response))

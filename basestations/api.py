@@ -80,7 +80,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from basestations import protocol
+from basestations import attached, protocol
 from basestations.services import device_keepalive, device_refusal_record
 from core import signing
 from core.peer import request_verify
@@ -166,12 +166,18 @@ def keepalive(request: HttpRequest) -> HttpResponse:
         report = protocol.keepalive_parse(json.loads(opened.body), mac)
     except ValueError as exc:
         return _signed(key, 400, {"error": f"malformed keep-alive: {exc}"}, opened)
+    # A device held in memory (basestations.attached) has its last contact written first:
+    # the replay check below reads it from the database.
+    attached.release(mac)
+    remote = request.META.get("REMOTE_ADDR", "")
+    device_ids: list[int] = []
     status, answer = device_keepalive(
-        report=report,
-        stamp=opened.timestamp,
-        remote=request.META.get("REMOTE_ADDR", ""),
-        config=config,
-    )
+        report=report, stamp=opened.timestamp, remote=remote, config=config,
+        accepted=device_ids.append,
+    )  # fmt: skip
+    if device_ids:  # attached: its next keep-alives are answered from memory while steady
+        attached.hold(device_id=device_ids[0], key=key, report=report, remote=remote,
+                      stamp=opened.timestamp, answer=answer)  # fmt: skip
     return _signed(key, status, answer, opened)
 
 

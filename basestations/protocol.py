@@ -7,6 +7,7 @@ is a plain unit test.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Literal, NotRequired, TypedDict
@@ -218,6 +219,16 @@ def keepalive_parse(payload: object, signer: str) -> KeepAlive:
             raise ValueError("channels_in_use must be a whole number")
         report["channels_in_use"] = channels
     return report
+
+
+def reported_ip(report: KeepAlive, remote: str) -> str:
+    """The device's address: the one it reports, else the one its request came from."""
+    for candidate in (report.get("ip") or "", remote):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return ""
 
 
 def _text(payload: dict, name: str, *, required: bool = False) -> str:

@@ -26,6 +26,7 @@ from basestations.models import (
 from core import config
 from core.models import NodeState, Phase
 from core.selectors import config_read
+from licensing.selectors import system_ari_status
 
 LINK_MODELS = {"rfp": BaseStationLink, "media": MediaResourceLink}
 
@@ -66,6 +67,24 @@ def device_acceptance(values: dict[str, Any] | None = None) -> tuple[bool, str]:
     if NodeState.load().phase == Phase.FAILOVER:
         return True, "this backup serves the devices while the master is lost (failover)"
     return False, "this server is the backup: devices attach to the master"
+
+
+def keepalive_answer(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """What this server answers a known device with acceptable firmware now: 200 and the
+    attachment (the peer's address, the interval, the ARI), or 409 naming the master."""
+    accepted, reason = device_acceptance(config)
+    if not accepted:
+        return 409, {"error": reason, "server": address_of(config["redundancy.peer"])}
+    single = config["redundancy.mode"] == "single"
+    return 200, {
+        "server": settings.NODE_NAME,
+        "peer": "" if single else address_of(config["redundancy.peer"]),
+        "interval": keepalive_interval(),
+        "missed": protocol.MISSED_KEEPALIVES,
+        # What a base station broadcasts: the master's ARI on a backup with the
+        # ARI swap, so handsets stay subscribed whichever server they reach.
+        "ari": system_ari_status(config).system,
+    }
 
 
 def peer_attached_ids() -> dict[str, set[int]]:

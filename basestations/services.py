@@ -12,10 +12,10 @@ only this server's runtime rows (never replicated).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from basestations import protocol
+from basestations import attached, protocol
 from basestations.models import (
     BaseStation,
     BaseStationLink,
@@ -34,11 +34,9 @@ from basestations.models import (
 )
 from basestations.replication import ENTITY, device_data, device_key
 from basestations.selectors import (
-    address_of,
-    device_acceptance,
     devices_moved_since,
     fresh_cutoff,
-    keepalive_interval,
+    keepalive_answer,
 )
 from core.audit import audit_record
 from core.changelog import changelog_append
@@ -46,7 +44,6 @@ from core.counters import count
 from core.locks import write_check
 from core.selectors import config_read
 from core.services import event_record, refusal_record, refusals_forget
-from licensing.selectors import system_ari_status
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +202,8 @@ def _device_update(device: Device, *, actor: str, fields: dict[str, Any]) -> Dev
                 return device
             _save(device)
             _record(device)
+            # Its next keep-alive goes through Django again (basestations.attached).
+            transaction.on_commit(lambda: attached.release(before["mac"]))
             event_record(
                 kind="device",
                 message=f"{LABEL[device.kind]} {device} changed: {', '.join(changed)}.",
@@ -223,6 +222,7 @@ def _device_delete(device: Device, *, actor: str) -> None:
         key, shown = device_key(device), str(device)
         _audit(device, "deleted", device_data(device), None, actor=actor)
         device.delete()
+        transaction.on_commit(lambda: attached.release(device.mac))
         changelog_append(entity=ENTITY, op="delete", key=key, data={})
         event_record(kind="device", message=f"{LABEL[device.kind]} {shown} deleted.", actor=actor)
 
@@ -341,15 +341,6 @@ def _handsets_record(basestation_id: int, extensions: list[str], now: datetime) 
     return len(rows)
 
 
-def _ip(report: protocol.KeepAlive, remote: str) -> str:
-    for candidate in (report.get("ip") or "", remote):
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            continue
-    return ""
-
-
 def device_keepalive(
     *,
     report: protocol.KeepAlive,
@@ -357,6 +348,7 @@ def device_keepalive(
     remote: str,
     now: datetime | None = None,
     config: dict[str, Any] | None = None,
+    accepted: Callable[[int], None] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Handle a device's signed keep-alive (already verified); return (status, answer).
 
@@ -369,7 +361,8 @@ def device_keepalive(
 
     Every signed contact of a configured device (200, 409, firmware 403)
     updates this server's runtime row, which the page and the witness read.
-    ``config`` is this server's configuration if the caller has just read it.
+    ``config`` is this server's configuration if the caller has just read it;
+    ``accepted`` is called with the device's id on a 200, once it is written.
     """
     kind, mac = report["kind"], report["mac"]
     label = protocol.KIND_LABELS[kind]
@@ -389,27 +382,13 @@ def device_keepalive(
         )
         answer: dict[str, Any] = {"error": message}
     else:
-        accepted, reason = device_acceptance(config)
-        if accepted:
-            status, message = 200, ""
-            single = config["redundancy.mode"] == "single"
-            answer = {
-                "server": settings.NODE_NAME,
-                "peer": "" if single else address_of(config["redundancy.peer"]),
-                "interval": keepalive_interval(),
-                "missed": protocol.MISSED_KEEPALIVES,
-                # What a base station broadcasts: the master's ARI on a backup with the
-                # ARI swap, so handsets stay subscribed whichever server they reach.
-                "ari": system_ari_status(config).system,
-            }
-        else:
-            status, message = 409, reason
-            answer = {"error": reason, "server": address_of(config["redundancy.peer"])}
+        status, answer = keepalive_answer(config)
+        message = answer.get("error", "")
     # The clock is read after the phase: a device accepted by a backup that has just
     # begun its takeover is then stamped after the takeover's start, and counted as moved.
     now = now or timezone.now()
     values: dict[str, Any] = {
-        "ip": _ip(report, remote),
+        "ip": protocol.reported_ip(report, remote),
         "firmware": report["firmware"][:40],
         "state": report["state"][:40],
         "peer_reachable": report.get("peer_reachable"),
@@ -445,6 +424,8 @@ def device_keepalive(
             logger.info("%s %s attached here (%s)", label, device, values["ip"])
         if kind == "rfp" and report.get("handsets"):
             _handsets_record(device.pk, list(report["handsets"]), now)
+        if accepted is not None:
+            accepted(device.pk)
     return status, answer
 
 

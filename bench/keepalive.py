@@ -69,6 +69,8 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--attach-wait", type=float, default=120.0,
+                        help="seconds the devices may take to attach before the measurement")
     args = parser.parse_args()
 
     with (
@@ -103,7 +105,7 @@ def main() -> int:
         web = node.processes["web"].pid
         with Simulation(server=server, secret=DEVICE_SECRET, basestations=args.devices,
                         seed=1) as sim:  # fmt: skip
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + args.attach_wait
             while sim.attached_counts() != {server: args.devices}:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"only {sim.attached_counts()} attached")

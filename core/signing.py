@@ -64,7 +64,8 @@ class SignatureError(Exception):
         self.cause = cause
 
 
-@functools.lru_cache(maxsize=256)
+# Three keys per device (its own, its requests, its answers): room for thousands of devices.
+@functools.lru_cache(maxsize=8192)
 def derive_key(secret: str, purpose: str, sender: str, receiver: str) -> bytes:
     """The 32-byte key of one purpose and direction, derived from the shared secret."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT,

@@ -31,18 +31,16 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils.datastructures import CaseInsensitiveMapping
 
 from basestations import protocol
 from core import signing
+from core.asgi import Handler, body_read, client_of, headers_of, respond
 from core.counters import count, counters_flush, flush_due
 from messaging import hub as h
 from messaging import rpc
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[dict, Callable, Callable], Awaitable[None]]
-MAX_BODY = 256 * 1024
 RECEIVE_MAX = 600  # seconds a session_receive may wait
 STATE_EVERY = 0.1  # seconds between readings of the node's role
 
@@ -119,78 +117,41 @@ def test_message_send(*, to: str, display: str, actor: str) -> None:
     in_loop(send)
 
 
-# --- ASGI plumbing ------------------------------------------------------------------------
-
-
-async def _body(receive: Callable) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _respond(send: Callable, status: int, body: bytes, content_type: str,
-                   headers: dict[str, str] | None = None) -> None:  # fmt: skip
-    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _client(scope: dict) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "?"
-
-
-def _headers(scope: dict) -> CaseInsensitiveMapping:
-    return CaseInsensitiveMapping(
-        {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    )
-
-
 # --- /RPC2 ---------------------------------------------------------------------------------
 
 
 async def rpc2(scope: dict, receive: Callable, send: Callable) -> None:
     if scope.get("method") != "POST":
-        await _respond(send, 405, b"XML-RPC: POST a methodCall to /RPC2\n", "text/plain",
+        await respond(send, 405, b"XML-RPC: POST a methodCall to /RPC2\n", "text/plain",
                        {"allow": "POST"})  # fmt: skip
         return
     if not HUB.accepting:
         await _refuse(send)
         return
-    body = await _body(receive)
+    body = await body_read(receive)
     if body is None:
-        await _respond(send, 413, b"request too large\n", "text/plain")
+        await respond(send, 413, b"request too large\n", "text/plain")
         return
     try:
         name, args = rpc.parse_call(body)
-        result = await call(name, args, address=_client(scope))
+        result = await call(name, args, address=client_of(scope))
     except xmlrpc.client.Fault as exc:
-        await _respond(send, 200, rpc.fault(exc), "text/xml")
+        await respond(send, 200, rpc.fault(exc), "text/xml")
         return
     except rpc.ArgumentError as exc:
         sent = ": nothing was sent" if body and b"endpoint_" in body[:400] else ""
         fault = xmlrpc.client.Fault(rpc.FAULT_ARGUMENTS, f"{exc}{sent}")
-        await _respond(send, 200, rpc.fault(fault), "text/xml")
+        await respond(send, 200, rpc.fault(fault), "text/xml")
         return
     if result is h.ENDED:
         await _refuse(send)
         return
-    await _respond(send, 200, rpc.answer(result), "text/xml")
+    await respond(send, 200, rpc.answer(result), "text/xml")
 
 
 async def _refuse(send: Callable) -> None:
     text = f"XML-RPC is not accepted here: {HUB.refusal}\n"
-    await _respond(send, 503, text.encode(), "text/plain; charset=utf-8", {"retry-after": "1"})
+    await respond(send, 503, text.encode(), "text/plain; charset=utf-8", {"retry-after": "1"})
 
 
 async def call(name: str, args: tuple, *, address: str) -> Any:
@@ -410,17 +371,17 @@ async def _device(scope: dict, receive: Callable, send: Callable, path: str):
     """The verified sender (MAC), its key, the request's nonce and its JSON body; or None
     after answering the refusal itself."""
     if scope.get("method") != "POST":
-        await _respond(send, 405, b'{"error": "POST only"}', "application/json")
+        await respond(send, 405, b'{"error": "POST only"}', "application/json")
         return None
-    body = await _body(receive)
+    body = await body_read(receive)
     if body is None:
-        await _respond(send, 413, b'{"error": "too large"}', "application/json")
+        await respond(send, 413, b'{"error": "too large"}', "application/json")
         return None
     secret = STATE.device_secret
     if not secret:
-        await _respond(send, 403, b'{"error": "no device secret configured"}', "application/json")
+        await respond(send, 403, b'{"error": "no device secret configured"}', "application/json")
         return None
-    headers = _headers(scope)
+    headers = headers_of(scope)
     try:
         mac = protocol.mac_normalize(headers.get(signing.HEADER_NODE, ""))
     except ValueError:
@@ -434,7 +395,7 @@ async def _device(scope: dict, receive: Callable, send: Callable, path: str):
         if opened.timestamp <= STATE.last_stamp.get(mac + path, 0.0):
             raise signing.SignatureError("a replay: not newer than the last request", "replay")
     except signing.SignatureError as exc:
-        await _respond(send, 401, json.dumps({"error": str(exc)}).encode(), "application/json")
+        await respond(send, 401, json.dumps({"error": str(exc)}).encode(), "application/json")
         return None
     STATE.last_stamp[mac + path] = opened.timestamp
     try:
@@ -450,7 +411,7 @@ async def _device_answer(send: Callable, key: str, opened: signing.Opened, statu
         secret=key, node=settings.NODE_NAME, status=status, request_nonce=opened.nonce,
         body=json.dumps(answer).encode(), requester=opened.sender,
     )  # fmt: skip
-    await _respond(send, status, body, "application/json", headers)
+    await respond(send, status, body, "application/json", headers)
 
 
 async def downlink(scope: dict, receive: Callable, send: Callable) -> None:
@@ -612,20 +573,24 @@ def _counters_flush(*, force: bool = False) -> None:
         close_old_connections()
 
 
-async def lifespan(receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable) -> None:
-    """ASGI lifespan: start the watcher at start-up, stop it at shutdown."""
+async def lifespan(
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable,
+    also: tuple[Callable[[asyncio.Event], Awaitable[None]], ...] = (),
+) -> None:
+    """ASGI lifespan: start the watcher (and the other watchers ``also`` names) at start-up,
+    stop them at shutdown."""
     stop = asyncio.Event()
-    task: asyncio.Task | None = None
+    tasks: list[asyncio.Task] = []
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             global LOOP
             LOOP = asyncio.get_running_loop()
-            task = asyncio.create_task(watch(stop))
+            tasks = [asyncio.create_task(run(stop)) for run in (watch, *also)]
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             stop.set()
-            if task is not None:
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await send({"type": "lifespan.shutdown.complete"})
             return

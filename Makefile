@@ -40,15 +40,21 @@ TEST_ENV := KWS_DATABASE_URL=postgres://kws:kws@127.0.0.1:5432/kws \
 # The whole suite on PostgreSQL and Redis, then the fast tests again on the embedded
 # default (SQLite and the filesystem broker), which is what every newcomer runs.
 # The fast tests wait on sockets and subprocesses more than they compute, so they run
-# in parallel (pytest-xdist, one test database per worker); the system and browser
-# tests start real clusters and keep the machine to themselves.
+# in parallel (pytest-xdist, one test database per worker). The system and browser
+# tests spend most of their time waiting for real clusters (detection windows,
+# convergence), so two run side by side, except those marked `alone`: they assert
+# bounds in seconds (failover, detection, restarts, the PBX's rate) and run after, one
+# at a time, with the machine to themselves.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=2; echo $$n)
 FAST := -m "not system and not browser" -n $(WORKERS)
+SYSTEM := -m "(system or browser) and not alone" -n 2 --durations=15
+ALONE := -m "alone" --durations=15
 
 test: $(VENV)/.ok-dev services
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(TEST_ENV) $(PY) -m pytest $(FAST)
-	$(TEST_ENV) $(PY) -m pytest -m "system or browser" --durations=15
+	$(TEST_ENV) $(PY) -m pytest $(SYSTEM)
+	$(TEST_ENV) $(PY) -m pytest $(ALONE)
 	$(MAKE) --no-print-directory test-embedded
 
 test-embedded: $(VENV)/.ok-dev

@@ -69,8 +69,12 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--attach-wait", type=float, default=120.0,
-                        help="seconds the devices may take to attach before the measurement")
+    parser.add_argument(
+        "--attach-wait",
+        type=float,
+        default=120.0,
+        help="seconds the devices may take to attach before the measurement",
+    )
     args = parser.parse_args()
 
     with (

@@ -4,17 +4,20 @@ Redis servers, and node processes started through kws_admin.cluster."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +27,7 @@ from typing import Any
 import psycopg
 
 from core.assignment import Assignment, other_slot
-from kws_admin.cluster import Node
+from kws_admin.cluster import ROOT, Node, stop_all
 from licensing.ari import ari_generate
 from licensing.vendor import Vendor
 
@@ -156,12 +159,52 @@ def _connects(port: int) -> bool:
     return True
 
 
+def _migrations_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@functools.cache
+def _migrated_template() -> str:
+    """The name of a database migrated to this checkout's migrations, made once (under
+    an advisory lock, for parallel test processes) and copied for each node: a node's
+    kwsinit then finds nothing left to migrate. Migrations make no per-node data (the
+    node's identity is made on first use), so every copy is a fresh node's database."""
+    name = f"kws_template_{_migrations_digest()}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(738421)")
+        try:
+            done = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s AND datistemplate", (name,)
+            ).fetchone()
+            if not done:
+                for (old,) in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'kws_template_%%'"
+                ).fetchall():
+                    conn.execute(f'ALTER DATABASE "{old}" WITH IS_TEMPLATE false')
+                    conn.execute(f'DROP DATABASE "{old}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+                env = {**os.environ, "DJANGO_SETTINGS_MODULE": "kws_admin.settings",
+                       "KWS_DATABASE_URL": f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
+                       "KWS_DATA_DIR": tempfile.mkdtemp(prefix="kws-template-")}  # fmt: skip
+                subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"],
+                               cwd=ROOT, env=env, check=True, timeout=300)  # fmt: skip
+                conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(738421)")
+    return name
+
+
 @contextmanager
 def pg_database(prefix: str) -> Iterator[str]:
-    """A fresh PostgreSQL database of its own; yields its URL and drops it afterwards."""
+    """A fresh PostgreSQL database of its own, already migrated; yields its URL and drops
+    it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    template = _migrated_template()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
@@ -175,9 +218,19 @@ class LineLog:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.times: list[float] = []  # when each line arrived (time.time())
 
     def __call__(self, line: str) -> None:
+        self.times.append(time.time())
         self.lines.append(line)
+
+    def first_since(self, since: float, *parts: str) -> float | None:
+        """When the first line that arrived after ``since`` and holds every one of
+        ``parts`` arrived, or None."""
+        for at, line in zip(list(self.times), list(self.lines), strict=False):
+            if at >= since and all(part in line for part in parts):
+                return at
+        return None
 
     def dump(self, last: int = 120) -> str:
         return "\n".join(self.lines[-last:])
@@ -518,13 +571,26 @@ def pair_cluster(tmp: Path, log: LineLog, *, users: int = 40, failover_time: int
             ari=backup_ari, mode="slave",
             users=licensed_users if backup_licensed_users is None else backup_licensed_users,
         )  # fmt: skip
-        master.manage("kwsinit", "--set=redundancy.mode=master", f"--set=system.ari={master_ari}",
-                      f"--set=redundancy.peer=127.0.0.1:{master_peer}", *common,
-                      *[f"--license={c}" for c in master_codes])  # fmt: skip
-        master.manage("kwsdemo", f"--users={users}")
-        backup.manage("kwsinit", "--set=redundancy.mode=slave", f"--set=system.ari={backup_ari}",
-                      f"--set=redundancy.peer=127.0.0.1:{backup_peer}", *common, *backup_init,
-                      *[f"--license={c}" for c in backup_codes])  # fmt: skip
+
+        def init_master() -> None:
+            master.manage("kwsinit", "--set=redundancy.mode=master",
+                          f"--set=system.ari={master_ari}",
+                          f"--set=redundancy.peer=127.0.0.1:{master_peer}", *common,
+                          *[f"--license={c}" for c in master_codes])  # fmt: skip
+            master.manage("kwsdemo", f"--users={users}")
+
+        def init_backup() -> None:
+            backup.manage("kwsinit", "--set=redundancy.mode=slave",
+                          f"--set=system.ari={backup_ari}",
+                          f"--set=redundancy.peer=127.0.0.1:{backup_peer}", *common,
+                          *backup_init, *[f"--license={c}" for c in backup_codes])  # fmt: skip
+
+        # Two databases, two processes: both servers are prepared at once.
+        with ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(init_master), pool.submit(init_backup)]:
+                done.result()
+        # Both stop at once at the end (each node's own stop then finds nothing to do).
+        stack.callback(stop_all, [master, backup])
         for node in (master, backup):
             node.start()
         for node in (master, backup):

@@ -53,6 +53,8 @@ def test_a_mismatched_backup_is_rejected_and_both_event_logs_name_the_cause(
         wait_until(lambda: pair.master_db.users_by_node() == {"M": 40}, timeout=10, what="all on M")
 
 
+# Bounds on seconds: run while the machine has nothing else to do (the Makefile).
+@pytest.mark.alone
 def test_master_killed_backup_detects_waits_failover_time_takes_over_and_locks(
     tmp_path, cluster_log
 ):

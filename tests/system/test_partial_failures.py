@@ -20,11 +20,15 @@ from tests.system.conftest import FAST, pair_cluster, wait_until
 from tests.system.test_basestations import DEVICE_SECRET, provision
 from users.pbx import Kamailio
 
-pytestmark = pytest.mark.system
+# Bounds on seconds: run while the machine has nothing else to do (the Makefile).
+pytestmark = [pytest.mark.system, pytest.mark.alone]
 
 WINDOW = float(FAST["KWS_DETECTION_WINDOW"])
 BEAT = float(FAST["KWS_HEARTBEAT_INTERVAL"])
 USERS = 20
+# The line each process prints once it is ready to work.
+READY = {"worker": "ready.", "beat": "beat: Starting", "web": "Application startup complete",
+         "sip": "SIP registration started"}  # fmt: skip
 
 
 def with_pbx(pair, pbx: Kamailio) -> None:
@@ -99,11 +103,15 @@ def test_each_process_killed_inside_the_master_is_restarted_and_its_users_served
             assert f"The {role} process of master was killed by signal 9" in event[1]
             assert "restarted it" in event[1]
             report = watch(pair, seconds=8, since=killed_at)
-            print(f"{role}: {report}")
+            # How long the new process took to be ready is the machine's, not the pair's:
+            # the users must be back within a detection window of it.
+            ready_at = cluster_log.first_since(killed_at, f"[master/{role}", READY[role])
+            restart = (ready_at or killed_at + 2) - killed_at
+            print(f"{role}: ready {restart:.1f} s after the kill; {report}")
             assert report["converged"], (role, report)
             if report["gaps"]:
                 assert report["back_after"] is not None, (role, report)
-                assert report["back_after"] <= WINDOW + 2 + 2 * BEAT + 1, (role, report)
+                assert report["back_after"] <= restart + WINDOW + 2 * BEAT + 1, (role, report)
             assert not report["twice"], (role, report)
             wait_until(lambda: both_serve(pair), timeout=20, what="each user on its home")
 

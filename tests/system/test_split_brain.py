@@ -13,7 +13,8 @@ from basestations.sim import Simulation
 from tests.system.conftest import pair_cluster, wait_until
 from tests.system.test_basestations import DEVICE_SECRET, provision
 
-pytestmark = pytest.mark.system
+# Bounds on seconds: run while the machine has nothing else to do (the Makefile).
+pytestmark = [pytest.mark.system, pytest.mark.alone]
 
 
 def create_user(node, extension: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 from tests.users.test_sip_kamailio import client_for, subscribers
 
 # Timing-sensitive (a rate against a real PBX): run alone, in the serial system phase.
-pytestmark = pytest.mark.system
+# Bounds on seconds: run while the machine has nothing else to do (the Makefile).
+pytestmark = [pytest.mark.system, pytest.mark.alone]
 
 LIMIT = 500
 

@@ -12,6 +12,7 @@ class Command(BaseCommand):
     help = "Register the users this server handles with the PBX until SIGTERM or SIGINT."
 
     def handle(self, *args, **options) -> None:
+        self.stdout.write("SIP registration started")
         asyncio.run(self._main())
         self.stdout.write("SIP registration stopped")
 

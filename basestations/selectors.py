@@ -204,7 +204,7 @@ class HandsetSeen:
 def handsets_last_seen(extensions: list[str]) -> dict[str, HandsetSeen]:
     """Where each of these handsets was last seen (one query; unseen ones are left out).
 
-    Precise to ``services.HANDSET_REFRESH`` seconds: a handset that stays on one
+    Precise to ``contacts.HANDSET_REFRESH`` seconds: a handset that stays on one
     base station is re-stamped at most that often."""
     rows = HandsetSighting.objects.filter(extension__in=list(extensions)).values_list(
         "extension", "basestation__name", "basestation__mac", "seen_at"

@@ -13,29 +13,25 @@ only this server's runtime rows (never replicated).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from basestations import attached, protocol
+from basestations.contacts import accepted_note, link_values, link_write, was_attached
 from basestations.models import (
     BaseStation,
-    BaseStationLink,
-    HandsetSighting,
     MediaResource,
-    MediaResourceLink,
 )
 from basestations.replication import ENTITY, device_data, device_key
 from basestations.selectors import (
     devices_moved_since,
-    fresh_cutoff,
     keepalive_answer,
 )
 from core.audit import audit_record
@@ -43,7 +39,7 @@ from core.changelog import changelog_append
 from core.counters import count
 from core.locks import write_check
 from core.selectors import config_read
-from core.services import event_record, refusal_record, refusals_forget
+from core.services import event_record, refusal_record
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +48,9 @@ MODELS: dict[str, type[BaseStation] | type[MediaResource]] = {
     "rfp": BaseStation,
     "media": MediaResource,
 }
-LINKS: dict[str, type[BaseStationLink] | type[MediaResourceLink]] = {
-    "rfp": BaseStationLink,
-    "media": MediaResourceLink,
-}
 LABEL = {"rfp": "Base station", "media": "Media resource"}
 EDITABLE = {"rfp": ("name", "mac", "location"), "media": ("name", "mac", "channels", "location")}
 CHANNELS_MAX = 128
-# A handset that stays on one base station is re-stamped at most this often (seconds):
-# a keep-alive then costs one read for its handsets, not one write per handset.
-HANDSET_REFRESH = 30.0
-_EXTENSION = re.compile(r"^\d{1,32}$")
 # The statistics counter of each refusal cause (the first part of its key); the causes of
 # core.signing (signature, replay, no device secret, ...) count as authentication.
 REFUSAL_COUNTERS = {"firmware": "firmware", "unknown": "unknown"}
@@ -314,33 +302,6 @@ def device_refusal_record(*, key: str, message: str, now: datetime | None = None
     return refusal_record(kind="device_refused", key=key, message=message, now=now)
 
 
-def _handsets_record(basestation_id: int, extensions: list[str], now: datetime) -> int:
-    """Record where handsets were seen; return how many rows were written."""
-    wanted = list(dict.fromkeys(e for e in extensions if _EXTENSION.match(e)))
-    if not wanted:
-        return 0
-    stale = now - timedelta(seconds=HANDSET_REFRESH)
-    known = {
-        ext: (bs, seen)
-        for ext, bs, seen in HandsetSighting.objects.filter(extension__in=wanted).values_list(
-            "extension", "basestation_id", "seen_at"
-        )
-    }
-    rows = [
-        HandsetSighting(extension=ext, basestation_id=basestation_id, seen_at=now)
-        for ext in wanted
-        if ext not in known or known[ext][0] != basestation_id or known[ext][1] < stale
-    ]
-    if rows:
-        HandsetSighting.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["extension"],
-            update_fields=["basestation", "seen_at"],
-        )
-    return len(rows)
-
-
 def device_keepalive(
     *,
     report: protocol.KeepAlive,
@@ -387,43 +348,25 @@ def device_keepalive(
     # The clock is read after the phase: a device accepted by a backup that has just
     # begun its takeover is then stamped after the takeover's start, and counted as moved.
     now = now or timezone.now()
-    values: dict[str, Any] = {
-        "ip": protocol.reported_ip(report, remote),
-        "firmware": report["firmware"][:40],
-        "state": report["state"][:40],
-        "peer_reachable": report.get("peer_reachable"),
-        "last_contact_at": now,
-        "last_stamp": stamp,
-        "servers": list(report.get("servers") or []),
-    }
-    if kind == "media":
-        values["channels_in_use"] = report.get("channels_in_use")
-    was_attached = bool(
-        previous and previous.last_keepalive_at and previous.last_keepalive_at >= fresh_cutoff(now)
-    )
-    values["refusal"] = message[:200]
-    if status == 200:
-        values["last_keepalive_at"] = now
-        values["attached_since"] = previous.attached_since if was_attached and previous else now
-    else:
-        values["last_keepalive_at"] = None
-        values["attached_since"] = None
-    link_model = LINKS[kind]
-    if not link_model.objects.filter(pk=device.pk, last_stamp__lt=stamp).update(**values):
-        if previous is not None or not _link_create(link_model, device, values):
-            message = f"Refused {label} {device.name} ({mac}): replayed or out-of-order keep-alive."
-            device_refusal_record(key=f"replay|{mac}", message=message, now=now)
-            return 401, {"error": message}
+    values = link_values(
+        report=report, stamp=stamp, remote=remote, status=status, message=message, now=now,
+        last_keepalive_at=previous.last_keepalive_at if previous else None,
+        attached_since=previous.attached_since if previous else None,
+    )  # fmt: skip
+    if not link_write(kind, device.pk, values, exists=previous is not None):
+        message = f"Refused {label} {device.name} ({mac}): replayed or out-of-order keep-alive."
+        device_refusal_record(key=f"replay|{mac}", message=message, now=now)
+        return 401, {"error": message}
     if status == 403:
         device_refusal_record(key=f"firmware|{mac}|{values['firmware']}", message=message, now=now)
         return status, answer
     if status == 200:
-        if previous is not None and previous.refusal:
-            refusals_forget(kind="device_refused", who=mac)  # logged again if it returns
-        if not was_attached:
-            logger.info("%s %s attached here (%s)", label, device, values["ip"])
-        if kind == "rfp" and report.get("handsets"):
-            _handsets_record(device.pk, list(report["handsets"]), now)
+        accepted_note(
+            kind=kind, device_id=device.pk, mac=mac, name=device.name, values=values,
+            handsets=list(report.get("handsets") or []),
+            refused_before=bool(previous is not None and previous.refusal),
+            attached_before=bool(previous) and was_attached(previous.last_keepalive_at, now),
+        )  # fmt: skip
         if accepted is not None:
             accepted(device.pk)
     return status, answer
@@ -452,14 +395,3 @@ def devices_takeover_report(*, started_at: float, wait: float = 30.0) -> dict[st
             f"{'' if count >= expected else f' ({expected - count} of the peer did not come)'}",
         )
     return {"rfp": moved.get("rfp", 0), "media": moved.get("media", 0)}
-
-
-def _link_create(model: type[models.Model], device: Device, values: dict[str, Any]) -> bool:
-    """Create the runtime row of a device's first contact; False if another request did."""
-    field = "basestation" if device.kind == "rfp" else "media_resource"
-    try:
-        with transaction.atomic():
-            model.objects.create(**{field: device}, **values)
-    except IntegrityError:
-        return False
-    return True

@@ -171,6 +171,7 @@ def keepalive(request: HttpRequest) -> HttpResponse:
         report=report, stamp=opened.timestamp, remote=remote, config=config,
         accepted=device_ids.append,
     )  # fmt: skip
+    attached.heard(mac, opened.timestamp, status)
     if device_ids:  # attached: its next keep-alives are answered from memory while steady
         attached.hold(device_id=device_ids[0], key=key, report=report, remote=remote,
                       stamp=opened.timestamp, answer=answer)  # fmt: skip

@@ -1,5 +1,5 @@
-"""The devices attached to this server, held in the web process's memory: the keep-alive
-of a device that reports what it reported before is answered without Django.
+"""The devices of this server, held in the web process's memory: a keep-alive that Django
+would answer from what it already knows is answered in the web server's event loop.
 
 Why: profiled with ``bench/keepalive.py`` (100 devices, py-spy on the web process), a
 keep-alive through Django spent about a fifth of its CPU in the middleware stack and the
@@ -7,34 +7,48 @@ WSGI bridge and most of the rest in five database round trips (the connection's 
 check, the configuration, the device with its runtime row, the update of that row, the
 handsets), each a few hundred microseconds of psycopg and ORM work, for a keep-alive that
 nearly always changes nothing but three columns (the time of the last contact and
-keep-alive, and the signing stamp).
+keep-alive, and the signing stamp). And at site scale (a thousand base stations moving to
+the backup in a failover) the first contacts through Django were the bottleneck: about 60
+a second under the load of the takeover, so the last base station waited 15 s.
 
-How: in the steady state (a device attached here whose report is the same as at its last
-keep-alive: firmware, state, address, what it sees of the peer, the servers it knows, its
-channels in use, its handsets) the keep-alive is answered here, in the web server's event
-loop: the signature is checked with the device's key held from its last keep-alive, the
-stamp against its last stamp in memory (no replay), and the answer is the one the device
-got last, signed again. The contacts are written in one batch every ``FLUSH_EVERY``
-seconds (``last_contact_at``, ``last_keepalive_at``, ``last_stamp``; never older over
-newer) and the handsets' sightings re-stamped every ``services.HANDSET_REFRESH``, so the
-Status page, the witness and the takeover read the database as before, at most
-``FLUSH_EVERY`` later. Everything else goes to the Django view
-(``basestations.api.keepalive``) as before, which writes at once: a first contact, any
-change in the report, a device not heard for longer than the fresh window, a refusal, a
-redirect to the master, a replay, a wrong signature, a malformed body. After a 200 that
-view holds the device here again.
+How: every ``DEVICES_EVERY`` the configured devices are read with their runtime rows
+(``Known``), and every ``REFRESH_EVERY`` what this server answers a device now (200 and
+its attachment, or 409 naming the master). Then:
 
-What is held is dropped, so that the next keep-alive goes through Django: every held
-device when the answer changes (this server stops or starts serving devices, the peer's
-address, the interval, the ARI, the device secret; read every ``REFRESH_EVERY``
-seconds), a device that is deleted or whose MAC changes (at once when it is done here, within
-``DEVICES_EVERY`` when replicated), and
-every device when the database cannot be read (after ``STALE_AFTER``): a server that
-cannot read its database does not keep devices attached from memory.
+- the steady state (a device attached here whose report is the same as at its last
+  keep-alive: firmware, state, address, what it sees of the peer, the servers it knows,
+  its channels in use, its handsets) is answered with the answer it got last, signed
+  again; its contact (``last_contact_at``, ``last_keepalive_at``, ``last_stamp``; never
+  older over newer) is written in one batch every ``FLUSH_EVERY`` seconds, and its
+  handsets' sightings re-stamped every ``contacts.HANDSET_REFRESH``;
+- an arrival (a configured device not held here: its first contact, its move to this
+  server in a failover, a redirect to the master while this server is a backup, a report
+  that changed after a drop) with acceptable firmware and a newer stamp than its last
+  contact is answered as the Django view would answer it (200, or 409), and its runtime
+  row written within one ``REFRESH_EVERY`` exactly as the view writes it
+  (``basestations.contacts``: the row, the refusal forgotten, the attachment logged, the
+  handsets recorded); a 200 holds it;
+
+with the signature checked with the device's key and the stamp against its last stamp in
+memory (no replay). Everything else goes to the Django view (``basestations.api.
+keepalive``) as before, which writes at once: an unknown device, old firmware (its
+refusal is recorded), a held device whose report changed, a device not heard for longer
+than the fresh window, a replay, a wrong signature, a malformed body, a device added since
+the last reading of the devices. Before it does, what is held of that device
+and every arrival not yet written are written, and after it ``heard`` brings memory up to
+what it wrote.
+
+What is held is dropped, so that the next keep-alive is an arrival or goes through Django:
+every held device when the answer changes (this server stops or starts serving devices,
+the peer's address, the interval, the ARI, the device secret; read every
+``REFRESH_EVERY`` seconds), a device that is deleted or whose MAC changes (at once when it
+is done here, within ``DEVICES_EVERY`` when replicated), and every device when the
+database cannot be read (after ``STALE_AFTER``): a server that cannot read its database
+does not answer devices from memory.
 
 A restart of the web process loses what was not yet written: at most ``FLUSH_EVERY``
-seconds of contacts, so a keep-alive captured in that time could be replayed once, within
-the signature's 30 s age limit.
+seconds of contacts and ``REFRESH_EVERY`` of arrivals, so a keep-alive captured in that
+time could be replayed once, within the signature's 30 s age limit.
 """
 
 from __future__ import annotations
@@ -44,15 +58,30 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 
 from basestations import protocol
+from basestations.contacts import (
+    HANDSET_REFRESH,
+    accepted_note,
+    link_values,
+    link_write,
+    was_attached,
+)
 from basestations.models import BaseStation, HandsetSighting, MediaResource
 from basestations.selectors import LINK_MODELS, keepalive_answer, keepalive_interval
 from core import signing
@@ -67,7 +96,6 @@ REFRESH_EVERY = 0.25  # seconds between readings of the configuration and the no
 # this server's GUI is dropped at once (``release``), one changed by replication then.
 DEVICES_EVERY = 5.0
 STALE_AFTER = 1.0  # without a successful reading for this long, nothing is answered here
-HANDSET_REFRESH = 30.0  # as services.HANDSET_REFRESH: a sighting is re-stamped this often
 # Keep-alives that go through Django wait at most this long (seconds) for one of its
 # slots (half of its threads: the GUI keeps the others), else they get a 503: under a
 # flood (a thousand devices arriving at once) the devices retry at their next interval
@@ -91,12 +119,48 @@ class Held:
     handsets_at: float  # epoch of the last stamp of its handsets' sightings
 
 
+@dataclass(slots=True)
+class Known:
+    """A configured device as this server last recorded its contact (its runtime row, as
+    read every ``DEVICES_EVERY`` and kept up to date by every keep-alive since)."""
+
+    kind: str
+    device_id: int
+    name: str
+    exists: bool  # it has a runtime row here
+    last_stamp: float
+    last_keepalive_at: datetime | None
+    attached_since: datetime | None
+    refused: bool  # its row holds a refusal or a redirect
+
+
+@dataclass(slots=True)
+class Arrival:
+    """A keep-alive answered here that changes the device's runtime row (an attachment, a
+    redirect to the master, a new report): written in the next ``step``."""
+
+    mac: str
+    known: Known
+    exists: bool  # the device had a runtime row here before
+    status: int
+    values: dict[str, Any]
+    handsets: list[str]
+    refused_before: bool
+    attached_before: bool
+
+
 class _Held:
     def __init__(self) -> None:
         self.devices: dict[str, Held] = {}
+        self.known: dict[str, Known] = {}
+        # Appended in the event loop, taken by the writer (a deque is safe between threads).
+        self.arrivals: deque[Arrival] = deque()
         self.lock = threading.Lock()  # writes to the database and drops of devices
         self.live = False  # the watcher runs (in the web process only)
         self.answer: dict[str, Any] | None = None  # the 200 answer now; None: not serving
+        self.answer_json = b""
+        self.redirect: dict[str, Any] | None = None  # the 409 answer now (a backup's)
+        self.redirect_json = b""
         self.secret = ""
         self.read_at = 0.0  # monotonic time of the last successful reading
         self.macs_at = 0.0  # monotonic time of the last reading of the configured MACs
@@ -125,47 +189,89 @@ def hold(*, device_id: int, key: str, report: protocol.KeepAlive, remote: str, s
     now = time.time()
     held = Held(
         kind=report["kind"], device_id=device_id, key=key, report=steady(report, remote),
-        answer=json.dumps(answer).encode(), contact=(stamp, now), flushed=stamp,
-        handsets_at=now,
+        answer=HELD.answer_json, contact=(stamp, now), flushed=stamp, handsets_at=now,
     )  # fmt: skip
     with HELD.lock:
         HELD.devices[report["mac"]] = held
 
 
 def release(mac: str) -> None:
-    """Stop answering ``mac`` here and write its last contact: called before a keep-alive of
-    it goes through Django, which then checks the stamp against the database."""
+    """Stop answering ``mac`` here and write its last contact (and every arrival not yet
+    written): called before a keep-alive of it goes through Django, which then checks the
+    stamp against the database."""
     with HELD.lock:
         held = HELD.devices.pop(mac, None)
-        if held is not None and held.contact[0] > held.flushed:
-            _write([held])
+        if (held is not None and held.contact[0] > held.flushed) or HELD.arrivals:
+            _write([held] if held is not None else [])
+
+
+def heard(mac: str, stamp: float, status: int) -> None:
+    """What the Django view has just written of a keep-alive of ``mac`` signed at
+    ``stamp`` and answered with ``status``, so that the next one answered here starts
+    from it (and a replay of an older one is not answered here either)."""
+    known = HELD.known.get(mac)
+    if known is None:
+        return
+    known.last_stamp = max(known.last_stamp, stamp)
+    if status == 401:  # a replay: nothing was written
+        return
+    known.exists = True
+    if status == 200:
+        at = datetime.fromtimestamp(time.time(), UTC)
+        if not was_attached(known.last_keepalive_at, at):
+            known.attached_since = at
+        known.last_keepalive_at, known.refused = at, False
+    else:
+        known.last_keepalive_at = known.attached_since = None
+        known.refused = True
+
+
+def forget(mac: str) -> None:
+    """A device deleted or whose MAC changed here: nothing of it is answered from memory,
+    and what was answered of it but not yet written is not written."""
+    with HELD.lock:
+        HELD.known.pop(mac, None)
+        for arrival in [a for a in list(HELD.arrivals) if a.mac == mac]:
+            HELD.arrivals.remove(arrival)
+    release(mac)
 
 
 # --- The endpoint -----------------------------------------------------------------------
 
 
-def _answered(scope: dict, body: bytes) -> tuple[dict[str, str], bytes] | None:
-    """The signed answer of a steady keep-alive of a held device; None to hand it to Django."""
-    if HELD.answer is None or time.monotonic() - HELD.read_at > STALE_AFTER:
-        return None
-    headers = headers_of(scope)
+def _opened(scope: dict, body: bytes, key: str, mac: str) -> tuple[Any, Any] | None:
+    """The verified request and its parsed report, or None (Django says why)."""
     try:
-        mac = protocol.mac_normalize(headers.get(signing.HEADER_NODE, ""))
+        opened = signing.verify_request(secret=key, method="POST", path=path_of(scope),
+                                        body=body, headers=headers_of(scope))  # fmt: skip
+        report = protocol.keepalive_parse(json.loads(opened.body), mac)
+    except (signing.SignatureError, ValueError):
+        return None
+    if opened.sender.upper() != mac:
+        return None
+    return opened, report
+
+
+def _answered(scope: dict, body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+    """The signed answer of a keep-alive answered here; None to hand it to Django."""
+    if time.monotonic() - HELD.read_at > STALE_AFTER or not HELD.secret:
+        return None
+    try:
+        mac = protocol.mac_normalize(headers_of(scope).get(signing.HEADER_NODE, ""))
     except ValueError:
         return None
     held = HELD.devices.get(mac)
     if held is None:
+        return _arrived(scope, body, mac)
+    if HELD.answer is None:
         return None
-    try:
-        opened = signing.verify_request(secret=held.key, method="POST", path=path_of(scope),
-                                        body=body, headers=headers)  # fmt: skip
-        report = protocol.keepalive_parse(json.loads(opened.body), mac)
-    except (signing.SignatureError, ValueError):
+    opened_report = _opened(scope, body, held.key, mac)
+    if opened_report is None:
         return None
+    opened, report = opened_report
     now = time.time()
     if (
-        opened.sender.upper() != mac
-        or opened.timestamp <= held.contact[0]
+        opened.timestamp <= held.contact[0]
         or now - held.contact[1] > protocol.fresh_window(keepalive_interval())
         or steady(report, client_of(scope)) != held.report
     ):
@@ -173,11 +279,70 @@ def _answered(scope: dict, body: bytes) -> tuple[dict[str, str], bytes] | None:
     held.contact = (opened.timestamp, now)
     if HELD.devices.get(mac) is not held:  # released meanwhile: Django decides
         return None
-    headers_out, answer = signing.sign_response(
-        secret=held.key, node=settings.NODE_NAME, status=200, request_nonce=opened.nonce,
-        body=held.answer, requester=opened.sender,
+    return _signed(held.key, 200, held.answer, opened)
+
+
+def _signed(key: str, status: int, answer: bytes, opened: Any) -> tuple[int, dict, bytes]:
+    headers, body = signing.sign_response(
+        secret=key, node=settings.NODE_NAME, status=status, request_nonce=opened.nonce,
+        body=answer, requester=opened.sender,
     )  # fmt: skip
-    return headers_out, answer
+    return status, headers, body
+
+
+def _arrived(scope: dict, body: bytes, mac: str) -> tuple[int, dict, bytes] | None:
+    """A keep-alive of a configured device not held here (it arrives, it is redirected,
+    its report changed after a drop), with acceptable firmware and a contact newer than
+    this server's last one: answered here as Django would (200 and held, or 409 naming
+    the master), its runtime row written in the next ``step``. Anything else (an unknown
+    device, old firmware, a replay, a device with no runtime row here yet) goes to
+    Django, which writes it at once and records the refusal."""
+    known = HELD.known.get(mac)
+    if HELD.answer is not None:
+        status, answer, answer_json = 200, HELD.answer, HELD.answer_json
+    elif HELD.redirect is not None:
+        status, answer, answer_json = 409, HELD.redirect, HELD.redirect_json
+    else:
+        return None
+    if known is None:
+        return None
+    key = signing.device_key(HELD.secret, mac)
+    opened_report = _opened(scope, body, key, mac)
+    if opened_report is None:
+        return None
+    opened, report = opened_report
+    if (
+        report["kind"] != known.kind
+        or opened.timestamp <= known.last_stamp
+        or protocol.firmware_refusal(report["firmware"])
+    ):
+        return None
+    now = time.time()
+    at = datetime.fromtimestamp(now, UTC)
+    remote = client_of(scope)
+    values = link_values(
+        report=report, stamp=opened.timestamp, remote=remote, status=status,
+        message=answer.get("error", ""), now=at, last_keepalive_at=known.last_keepalive_at,
+        attached_since=known.attached_since,
+    )  # fmt: skip
+    HELD.arrivals.append(Arrival(
+        mac=mac, known=known, exists=known.exists, status=status, values=values,
+        handsets=list(report.get("handsets") or ()), refused_before=known.refused,
+        attached_before=was_attached(known.last_keepalive_at, at),
+    ))  # fmt: skip
+    known.exists, known.last_stamp = True, opened.timestamp
+    known.last_keepalive_at, known.attached_since = (
+        values["last_keepalive_at"],
+        values["attached_since"],
+    )
+    known.refused = bool(values["refusal"])
+    if status == 200:
+        HELD.devices[mac] = Held(
+            kind=known.kind, device_id=known.device_id, key=key, report=steady(report, remote),
+            answer=answer_json, contact=(opened.timestamp, now), flushed=opened.timestamp,
+            handsets_at=now,
+        )  # fmt: skip
+    return _signed(key, status, answer_json, opened)
 
 
 _slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
@@ -223,8 +388,8 @@ def endpoint(django: Handler) -> Handler:
         if answered is None:
             await _through_django(django, scope, body_replayed(body, receive), send)
             return
-        headers, answer = answered
-        await respond(send, 200, answer, "application/json", headers)
+        status, headers, answer = answered
+        await respond(send, status, answer, "application/json", headers)
 
     return keepalive
 
@@ -257,8 +422,12 @@ def _contacts_write(cursor: Any, meta: Any, rows: list[tuple[int, float, Any]]) 
 
 
 def _write(devices: list[Held]) -> None:
-    """Write the last contacts of ``devices`` (never over a newer one), and re-stamp the
-    sightings of the handsets of those whose sightings are due; HELD.lock is held."""
+    """Write the arrivals not yet written, then the last contacts of ``devices`` (never
+    over a newer one), and re-stamp the sightings of the handsets of those whose sightings
+    are due; HELD.lock is held. Arrivals whose write fails are kept for the next one."""
+    arrivals: list[Arrival] = []
+    while HELD.arrivals:
+        arrivals.append(HELD.arrivals.popleft())
     rows: dict[str, list[tuple]] = {kind: [] for kind in LINK_MODELS}
     due: list[Held] = []
     for held in devices:
@@ -268,57 +437,116 @@ def _write(devices: list[Held]) -> None:
             rows[held.kind].append((held.device_id, stamp, at))
         if held.report[-1] and epoch - held.handsets_at >= HANDSET_REFRESH:
             due.append(held)
-    if not any(rows.values()) and not due:
+    if not any(rows.values()) and not due and not arrivals:
         return
-    with transaction.atomic(), connection.cursor() as cursor:
-        for kind, values in rows.items():
-            if values:
-                _contacts_write(cursor, LINK_MODELS[kind]._meta, values)
-        for held in due:
-            HandsetSighting.objects.filter(
-                basestation_id=held.device_id, extension__in=held.report[-1]
-            ).update(seen_at=datetime.fromtimestamp(held.contact[1], UTC))
+    try:
+        with transaction.atomic():
+            _arrivals_write(arrivals)
+            with connection.cursor() as cursor:
+                for kind, values in rows.items():
+                    if values:
+                        _contacts_write(cursor, LINK_MODELS[kind]._meta, values)
+            for held in due:
+                HandsetSighting.objects.filter(
+                    basestation_id=held.device_id, extension__in=held.report[-1]
+                ).update(seen_at=datetime.fromtimestamp(held.contact[1], UTC))
+    except (OperationalError, InterfaceError):  # the database is away: kept for later
+        HELD.arrivals.extendleft(reversed(arrivals))
+        raise
+    except DatabaseError:  # what the database refuses now, it would refuse again
+        logger.exception("device keep-alives: %d arrivals could not be written", len(arrivals))
+        return
     for held in devices:
         held.flushed = max(held.flushed, held.contact[0])
     for held in due:
         held.handsets_at = held.contact[1]
 
 
+def _arrivals_write(arrivals: list[Arrival]) -> None:
+    """Each arrival's runtime row as the Django view would have written it, in order (a
+    newer contact of the same device is never overwritten by an older one)."""
+    for arrival in arrivals:
+        known = arrival.known
+        if not link_write(known.kind, known.device_id, arrival.values, exists=arrival.exists):
+            continue  # a newer contact (through Django) is there already
+        if arrival.status == 200:
+            accepted_note(
+                kind=known.kind, device_id=known.device_id, mac=arrival.mac, name=known.name,
+                values=arrival.values, handsets=arrival.handsets,
+                refused_before=arrival.refused_before, attached_before=arrival.attached_before,
+            )  # fmt: skip
+
+
 def _drop(keep: Any) -> None:
     """Stop holding the devices ``keep`` refuses, after writing their contacts; HELD.lock
     is held."""
-    gone = [(mac, held) for mac, held in HELD.devices.items() if not keep(mac, held)]
+    gone = [(mac, held) for mac, held in list(HELD.devices.items()) if not keep(mac, held)]
     _write([held for _, held in gone])
     for mac, _ in gone:
         del HELD.devices[mac]
 
 
+def _devices_read() -> dict[str, Known]:
+    """Every configured device with its runtime row here, by MAC."""
+    fields = ("mac", "pk", "name", "link__last_stamp", "link__last_keepalive_at",
+              "link__attached_since", "link__refusal")  # fmt: skip
+    known = {}
+    for kind, model in (("rfp", BaseStation), ("media", MediaResource)):
+        for mac, pk, name, stamp, keepalive_at, since, refusal in model.objects.values_list(
+            *fields
+        ):
+            known[mac] = Known(
+                kind=kind, device_id=pk, name=name, exists=stamp is not None,
+                last_stamp=stamp or 0.0, last_keepalive_at=keepalive_at, attached_since=since,
+                refused=bool(refusal),
+            )  # fmt: skip
+    return known
+
+
+def _known_merge(read: dict[str, Known]) -> dict[str, Known]:
+    """The devices just read, each as recent as what this process knows of it since."""
+    for mac, known in read.items():
+        mine = HELD.known.get(mac)
+        if (
+            mine is not None
+            and (mine.kind, mine.device_id) == (known.kind, known.device_id)
+            and mine.last_stamp > known.last_stamp
+        ):
+            mine.name = known.name
+            read[mac] = mine
+    return read
+
+
+def _same(known: Known | None, held: Held) -> bool:
+    return known is not None and (known.kind, known.device_id) == (held.kind, held.device_id)
+
+
 def step(*, now: float | None = None) -> None:
     """One reading of the configuration and the role (dropping every held device when the
-    answer changes), of the configured MACs when due, and a write of the contacts when
-    due."""
+    answer changes), of the configured devices when due, and a write of the arrivals and
+    the contacts when due."""
     now = time.monotonic() if now is None else now
     try:
         config = config_read()
         status, answer = keepalive_answer(config)
         answer_now = answer if status == 200 else None
+        redirect_now = answer if status == 409 else None
         secret = config["system.device_secret"]
-        macs = None
-        if now - HELD.macs_at >= DEVICES_EVERY:
-            macs = {("rfp", pk, mac) for pk, mac in BaseStation.objects.values_list("pk", "mac")}
-            macs |= {
-                ("media", pk, mac) for pk, mac in MediaResource.objects.values_list("pk", "mac")
-            }
+        read = _devices_read() if now - HELD.macs_at >= DEVICES_EVERY else None
         with HELD.lock:
             if answer_now != HELD.answer or secret != HELD.secret:
                 _drop(lambda mac, held: False)
                 HELD.answer, HELD.secret = answer_now, secret
-            if macs is not None:
-                _drop(lambda mac, held: (held.kind, held.device_id, mac) in macs)
+                HELD.answer_json = json.dumps(answer_now).encode()
+            if redirect_now != HELD.redirect:
+                HELD.redirect, HELD.redirect_json = redirect_now, json.dumps(redirect_now).encode()
+            if read is not None:
+                _drop(lambda mac, held: _same(read.get(mac), held))
+                HELD.known = _known_merge(read)
                 HELD.macs_at = now
             fresh, wall = protocol.fresh_window(keepalive_interval()), time.time()
             _drop(lambda mac, held: wall - held.contact[1] <= fresh)
-            if now - HELD.written_at >= FLUSH_EVERY:
+            if HELD.arrivals or now - HELD.written_at >= FLUSH_EVERY:
                 _write(list(HELD.devices.values()))
                 HELD.written_at = now
         HELD.read_at = now

@@ -17,7 +17,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from basestations import protocol
-from basestations.models import BaseStationLink, HandsetSighting, MediaResourceLink
+from basestations.models import (
+    BaseStation,
+    BaseStationLink,
+    HandsetSighting,
+    MediaResource,
+    MediaResourceLink,
+)
 from basestations.selectors import fresh_cutoff
 from core.services import refusals_forget
 
@@ -77,17 +83,20 @@ def link_write(kind: str, device_id: int, values: dict[str, Any], *, exists: boo
     """Write a device's runtime row unless it holds a newer contact (``last_stamp``), or
     create it on a first contact (``exists`` False); False: a newer contact was there
     (a replayed or out-of-order keep-alive), nothing written."""
-    model = LINKS[kind]
-    if model.objects.filter(pk=device_id, last_stamp__lt=values["last_stamp"]).update(**values):
+    newer = LINKS[kind].objects.filter(pk=device_id, last_stamp__lt=values["last_stamp"])
+    if newer.update(**values):
         return True
     if exists:
         return False
+    device = BaseStation if kind == "rfp" else MediaResource
+    if not device.objects.filter(pk=device_id).exists():
+        return False  # deleted meanwhile
     field = "basestation_id" if kind == "rfp" else "media_resource_id"
     try:
         with transaction.atomic():
-            model.objects.create(**{field: device_id}, **values)
-    except IntegrityError:  # another request created it meanwhile, or the device is gone
-        return False
+            LINKS[kind].objects.create(**{field: device_id}, **values)
+    except IntegrityError:  # another keep-alive created it meanwhile, or the device is gone
+        return bool(newer.update(**values))
     return True
 
 

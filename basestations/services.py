@@ -191,7 +191,7 @@ def _device_update(device: Device, *, actor: str, fields: dict[str, Any]) -> Dev
             _save(device)
             _record(device)
             # Its next keep-alive goes through Django again (basestations.attached).
-            transaction.on_commit(lambda: attached.release(before["mac"]))
+            transaction.on_commit(lambda: attached.forget(before["mac"]))
             event_record(
                 kind="device",
                 message=f"{LABEL[device.kind]} {device} changed: {', '.join(changed)}.",
@@ -210,7 +210,7 @@ def _device_delete(device: Device, *, actor: str) -> None:
         key, shown = device_key(device), str(device)
         _audit(device, "deleted", device_data(device), None, actor=actor)
         device.delete()
-        transaction.on_commit(lambda: attached.release(device.mac))
+        transaction.on_commit(lambda: attached.forget(device.mac))
         changelog_append(entity=ENTITY, op="delete", key=key, data={})
         event_record(kind="device", message=f"{LABEL[device.kind]} {shown} deleted.", actor=actor)
 

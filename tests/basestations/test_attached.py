@@ -13,7 +13,7 @@ import pytest
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from basestations import attached, protocol
-from basestations.models import BaseStationLink
+from basestations.models import BaseStationLink, HandsetSighting
 from basestations.services import basestation_delete
 from core import signing
 from core.models import Event
@@ -105,10 +105,73 @@ def flush() -> None:
     attached.step()
 
 
+def test_an_arriving_device_is_attached_from_memory_and_written_as_django_would(held, caplog):
+    from basestations.services import device_refusal_record
+    from core.models import Refusal
+
+    device_refusal_record(key=f"firmware|{MAC}|PCS05B", message="old firmware")
+    held.known[MAC].refused = True  # as read from its row: refused before
+    sent = Sent(report(handsets=["2001", "2002"], servers=["10.0.0.1:8000"]))
+    assert sent.status == 200 and sent.verified
+    assert sent.answer["interval"] == attached.keepalive_interval()
+    assert MAC in held.devices  # held from now on
+    assert not BaseStationLink.objects.exists()  # written in the next step, not at once
+    caplog.set_level("INFO", logger="basestations.contacts")
+    attached.step()
+    row = link()
+    assert float(sent.raw[1][signing.HEADER_TIME]) == row.last_stamp
+    assert row.last_keepalive_at == row.last_contact_at == row.attached_since
+    assert (row.ip, row.firmware, row.state, row.refusal) == ("10.1.2.3", "PCS06B", "synced", "")
+    assert row.servers == ["10.0.0.1:8000"] and row.peer_reachable is True
+    assert set(HandsetSighting.objects.values_list("extension", flat=True)) == {"2001", "2002"}
+    assert not Refusal.objects.filter(key__contains=MAC).exists()  # logged again if it returns
+    assert "base station RFP 1 (00:13:D1:0A:0B:01) attached here (10.1.2.3)" in caplog.text
+
+
+def test_an_arrival_keeps_its_attachment_when_it_was_attached_already(held):
+    Sent(report())
+    flush()
+    since = link().attached_since
+    held.devices.clear()  # dropped (as when the configuration is read again)
+    assert Sent(report(state="searching")).status == 200
+    flush()
+    assert link().state == "searching" and link().attached_since == since
+
+
+def test_a_replay_of_an_arrival_answered_from_memory_is_refused(held):
+    first = Sent(report())
+    held.devices.clear()  # not held: the replay is an arrival again
+    replay = Sent(report(), raw=first.raw)
+    assert replay.status == 401 and "replayed" in replay.answer["error"]
+    assert link().last_stamp == float(first.raw[1][signing.HEADER_TIME])
+
+
+def test_a_backup_outside_a_failover_sends_an_arriving_device_to_the_master(held):
+    become_backup(master="10.0.0.1:8000")
+    attached.step()
+    sent = Sent(report())
+    assert sent.status == 409 and sent.verified and sent.answer["server"] == "10.0.0.1:8000"
+    assert MAC not in held.devices  # only an attached device is held
+    attached.step()
+    row = link()
+    assert row.last_keepalive_at is None and row.attached_since is None
+    assert row.refusal == sent.answer["error"] and row.last_contact_at is not None
+
+
+def test_old_firmware_and_unknown_devices_still_go_through_django(held):
+    refused = Sent(report(firmware="PCS05B"))
+    assert refused.status == 403 and "PCS05B" in link().refusal  # written at once
+    assert Event.objects.filter(kind="device_refused", message__contains="PCS05B").exists()
+    stranger = "00:13:D1:0A:0B:99"
+    unknown = Sent(report(mac=stranger))
+    assert unknown.status == 403 and "unknown device" in unknown.answer["error"]
+
+
 def test_a_steady_keepalive_is_answered_from_memory_and_its_contact_written_in_a_batch(held):
     first = Sent(report())
     assert first.status == 200 and first.verified
-    assert MAC in held.devices  # attached by Django, held from now on
+    assert MAC in held.devices  # attached, held from now on
+    attached.step()  # the arrival is written
     written = link()
     second = Sent(report())
     assert second.status == 200 and second.verified and second.answer == first.answer
@@ -124,6 +187,7 @@ def test_a_steady_keepalive_is_answered_from_memory_and_its_contact_written_in_a
 
 def test_a_replay_of_a_keepalive_answered_from_memory_is_refused(held):
     Sent(report())
+    attached.step()
     second = Sent(report())
     assert second.status == 200 and link().last_stamp < float(second.raw[1][signing.HEADER_TIME])
     replay = Sent(report(), raw=second.raw)
@@ -163,6 +227,7 @@ def test_a_server_that_stops_serving_devices_sends_them_to_the_master_at_its_nex
     assert not held.devices
     sent = Sent(report())
     assert sent.status == 409 and sent.answer["server"] == "10.0.0.1:8000"
+    assert sent.verified
 
 
 def test_a_deleted_device_is_refused_at_its_next_keepalive(held, rfp):
@@ -174,6 +239,7 @@ def test_a_deleted_device_is_refused_at_its_next_keepalive(held, rfp):
 
 def test_without_a_recent_reading_of_the_database_nothing_is_answered_from_memory(held):
     Sent(report())
+    flush()
     held.read_at = time.monotonic() - attached.STALE_AFTER - 1
     before = link().last_stamp
     assert Sent(report()).status == 200
@@ -182,6 +248,7 @@ def test_without_a_recent_reading_of_the_database_nothing_is_answered_from_memor
 
 def test_a_flood_beyond_django_slots_gets_503_at_once_instead_of_a_queue(held, monkeypatch):
     monkeypatch.setattr(attached, "DJANGO_WAIT", 0.05)
+    held.known.clear()  # as a device this process has not read yet: it goes to Django
 
     async def flood() -> int:
         slots = attached._django_slots()

@@ -82,7 +82,7 @@ def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_
         master, backup = address(pair.master), address(pair.backup)
         with Simulation(server=master, secret=DEVICE_SECRET, basestations=100, media=2,
                         handsets=40, seed=6000) as sim:  # fmt: skip
-            wait_until(lambda: sim.attached_counts() == {master: 102}, timeout=30,
+            wait_until(lambda: sim.attached_counts() == {master: 102}, timeout=60,
                        what="every device attached to the master")  # fmt: skip
             assert sim.peers() == {backup: 102}  # they learned the backup
             # The ARI swap: the backup acts under the master's ARI, on its page and later
@@ -119,7 +119,7 @@ def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_
             pair.master.start()
             pair.master.wait_ready()
             pair.wait_paired(timeout=60)
-            wait_until(lambda: sim.attached_counts() == {master: 102}, timeout=30,
+            wait_until(lambda: sim.attached_counts() == {master: 102}, timeout=60,
                        what="every device back on the master")  # fmt: skip
             assert sim.peers() == {backup: 102}
         assert sim.error is None

@@ -72,8 +72,16 @@ def test_each_node_registers_its_half_and_the_backup_re_registers_the_masters(
             timeout=10,
             what="each node to know the other's registrations",
         )
-        master_page = logged_in(pair.master).get("/users/?registration=registered").text
-        assert f"{users} of {users} users" in master_page
+        browser = logged_in(pair.master)
+        # The page reads both records at once; a refresh of a registration in flight on a
+        # loaded machine shows for a moment, so it is read until it settles.
+        wait_until(
+            lambda: (
+                f"{users} of {users} users" in browser.get("/users/?registration=registered").text
+            ),
+            timeout=15,
+            what="the master's Users list to show every user registered",
+        )
 
         backup_users = {
             row[0]

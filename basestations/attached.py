@@ -15,28 +15,28 @@ How: every ``DEVICES_EVERY`` the configured devices are read with their runtime 
 (``Known``), and every ``REFRESH_EVERY`` what this server answers a device now (200 and
 its attachment, or 409 naming the master). Then:
 
-- the steady state (a device attached here whose report is the same as at its last
-  keep-alive: firmware, state, address, what it sees of the peer, the servers it knows,
-  its channels in use, its handsets) is answered with the answer it got last, signed
-  again; its contact (``last_contact_at``, ``last_keepalive_at``, ``last_stamp``; never
-  older over newer) is written in one batch every ``FLUSH_EVERY`` seconds, and its
-  handsets' sightings re-stamped every ``contacts.HANDSET_REFRESH``;
-- an arrival (a configured device not held here: its first contact, its move to this
-  server in a failover, a redirect to the master while this server is a backup, a report
-  that changed after a drop) with acceptable firmware and a newer stamp than its last
-  contact is answered as the Django view would answer it (200, or 409), and its runtime
-  row written within one ``REFRESH_EVERY`` exactly as the view writes it
+- the steady state (a device attached here, or redirected to the master, whose report is
+  the same as at its last keep-alive: firmware, state, address, what it sees of the peer,
+  the servers it knows, its channels in use, its handsets) is answered with the answer it
+  got last, signed again; its contact (``last_contact_at``, ``last_keepalive_at`` for an
+  attached one, ``last_stamp``; never older over newer) is written in one batch every
+  ``FLUSH_EVERY`` seconds, and its handsets' sightings re-stamped every
+  ``contacts.HANDSET_REFRESH``;
+- any other keep-alive of a configured device with acceptable firmware and a newer stamp
+  than its last contact (its first contact, its move to this server in a failover, its
+  first redirect to the master while this server is a backup, a changed report) is
+  answered as the Django view would answer it (200, or 409), held, and its runtime row
+  written within one ``REFRESH_EVERY`` exactly as the view writes it
   (``basestations.contacts``: the row, the refusal forgotten, the attachment logged, the
-  handsets recorded); a 200 holds it;
+  handsets recorded);
 
 with the signature checked with the device's key and the stamp against its last stamp in
 memory (no replay). Everything else goes to the Django view (``basestations.api.
 keepalive``) as before, which writes at once: an unknown device, old firmware (its
-refusal is recorded), a held device whose report changed, a device not heard for longer
-than the fresh window, a replay, a wrong signature, a malformed body, a device added since
-the last reading of the devices. Before it does, what is held of that device
-and every arrival not yet written are written, and after it ``heard`` brings memory up to
-what it wrote.
+refusal is recorded), a replay, a wrong signature, a malformed body, a device added since
+the last reading of the devices. Before it does, what is held of that device and every
+arrival not yet written are written, and after it ``heard`` brings memory up to what it
+wrote.
 
 What is held is dropped, so that the next keep-alive is an arrival or goes through Django:
 every held device when the answer changes (this server stops or starts serving devices,
@@ -86,6 +86,7 @@ from basestations.models import BaseStation, HandsetSighting, MediaResource
 from basestations.selectors import LINK_MODELS, keepalive_answer, keepalive_interval
 from core import signing
 from core.asgi import Handler, body_read, body_replayed, client_of, headers_of, path_of, respond
+from core.models import Refusal
 from core.selectors import config_read
 
 logger = logging.getLogger(__name__)
@@ -107,13 +108,15 @@ BUSY = b'{"error": "this server is busy: try again at the next keep-alive"}'
 
 @dataclass(slots=True)
 class Held:
-    """A device attached here, as its last keep-alive through Django left it."""
+    """A device attached here (200) or redirected to the master (409), as its last
+    keep-alive left it."""
 
     kind: str
     device_id: int
     key: str  # the device's signing key
     report: tuple  # what the device reported (``steady``)
     answer: bytes  # the answer it got (JSON)
+    status: int  # and its status
     contact: tuple[float, float]  # (signing stamp, epoch) of its last keep-alive
     flushed: float  # the stamp last written to the database
     handsets_at: float  # epoch of the last stamp of its handsets' sightings
@@ -189,7 +192,8 @@ def hold(*, device_id: int, key: str, report: protocol.KeepAlive, remote: str, s
     now = time.time()
     held = Held(
         kind=report["kind"], device_id=device_id, key=key, report=steady(report, remote),
-        answer=HELD.answer_json, contact=(stamp, now), flushed=stamp, handsets_at=now,
+        answer=HELD.answer_json, status=200, contact=(stamp, now), flushed=stamp,
+        handsets_at=now,
     )  # fmt: skip
     with HELD.lock:
         HELD.devices[report["mac"]] = held
@@ -239,19 +243,6 @@ def forget(mac: str) -> None:
 # --- The endpoint -----------------------------------------------------------------------
 
 
-def _opened(scope: dict, body: bytes, key: str, mac: str) -> tuple[Any, Any] | None:
-    """The verified request and its parsed report, or None (Django says why)."""
-    try:
-        opened = signing.verify_request(secret=key, method="POST", path=path_of(scope),
-                                        body=body, headers=headers_of(scope))  # fmt: skip
-        report = protocol.keepalive_parse(json.loads(opened.body), mac)
-    except (signing.SignatureError, ValueError):
-        return None
-    if opened.sender.upper() != mac:
-        return None
-    return opened, report
-
-
 def _answered(scope: dict, body: bytes) -> tuple[int, dict[str, str], bytes] | None:
     """The signed answer of a keep-alive answered here; None to hand it to Django."""
     if time.monotonic() - HELD.read_at > STALE_AFTER or not HELD.secret:
@@ -261,25 +252,33 @@ def _answered(scope: dict, body: bytes) -> tuple[int, dict[str, str], bytes] | N
     except ValueError:
         return None
     held = HELD.devices.get(mac)
-    if held is None:
-        return _arrived(scope, body, mac)
-    if HELD.answer is None:
+    key = held.key if held is not None else signing.device_key(HELD.secret, mac)
+    try:
+        opened = signing.verify_request(secret=key, method="POST", path=path_of(scope),
+                                        body=body, headers=headers_of(scope))  # fmt: skip
+        report = protocol.keepalive_parse(json.loads(opened.body), mac)
+    except (signing.SignatureError, ValueError):
         return None
-    opened_report = _opened(scope, body, held.key, mac)
-    if opened_report is None:
+    if opened.sender.upper() != mac:
         return None
-    opened, report = opened_report
-    now = time.time()
-    if (
-        opened.timestamp <= held.contact[0]
-        or now - held.contact[1] > protocol.fresh_window(keepalive_interval())
-        or steady(report, client_of(scope)) != held.report
-    ):
-        return None
-    held.contact = (opened.timestamp, now)
-    if HELD.devices.get(mac) is not held:  # released meanwhile: Django decides
-        return None
-    return _signed(held.key, 200, held.answer, opened)
+    now, remote = time.time(), client_of(scope)
+    if held is not None and _steady(held, opened.timestamp, steady(report, remote), now):
+        held.contact = (opened.timestamp, now)
+        if HELD.devices.get(mac) is not held:  # released meanwhile: Django decides
+            return None
+        return _signed(key, held.status, held.answer, opened)
+    return _arrived(mac, key, opened, report, remote, now, held)
+
+
+def _steady(held: Held, stamp: float, report: tuple, now: float) -> bool:
+    """Whether a keep-alive of ``held`` changes nothing but its time."""
+    serving = HELD.answer if held.status == 200 else HELD.redirect
+    return (
+        serving is not None
+        and stamp > held.contact[0]
+        and now - held.contact[1] <= protocol.fresh_window(keepalive_interval())
+        and report == held.report
+    )
 
 
 def _signed(key: str, status: int, answer: bytes, opened: Any) -> tuple[int, dict, bytes]:
@@ -290,13 +289,14 @@ def _signed(key: str, status: int, answer: bytes, opened: Any) -> tuple[int, dic
     return status, headers, body
 
 
-def _arrived(scope: dict, body: bytes, mac: str) -> tuple[int, dict, bytes] | None:
-    """A keep-alive of a configured device not held here (it arrives, it is redirected,
-    its report changed after a drop), with acceptable firmware and a contact newer than
-    this server's last one: answered here as Django would (200 and held, or 409 naming
-    the master), its runtime row written in the next ``step``. Anything else (an unknown
-    device, old firmware, a replay, a device with no runtime row here yet) goes to
-    Django, which writes it at once and records the refusal."""
+def _arrived(mac: str, key: str, opened: Any, report: protocol.KeepAlive, remote: str,
+             now: float, held: Held | None) -> tuple[int, dict, bytes] | None:  # fmt: skip
+    """A keep-alive of a configured device that is not steady here (it arrives, it is
+    redirected, its report changed), with acceptable firmware and a contact newer than
+    this server's last one: answered here as Django would (200, or 409 naming the
+    master), held, and its runtime row written in the next ``step``. Anything else (an
+    unknown device, old firmware, a replay) goes to Django, which writes it at once and
+    records the refusal."""
     known = HELD.known.get(mac)
     if HELD.answer is not None:
         status, answer, answer_json = 200, HELD.answer, HELD.answer_json
@@ -306,29 +306,27 @@ def _arrived(scope: dict, body: bytes, mac: str) -> tuple[int, dict, bytes] | No
         return None
     if known is None:
         return None
-    key = signing.device_key(HELD.secret, mac)
-    opened_report = _opened(scope, body, key, mac)
-    if opened_report is None:
-        return None
-    opened, report = opened_report
+    last_stamp, last_keepalive_at = known.last_stamp, known.last_keepalive_at
+    if held is not None:
+        last_stamp = max(last_stamp, held.contact[0])
+        if held.status == 200:  # its steady keep-alives since are in memory only
+            last_keepalive_at = datetime.fromtimestamp(held.contact[1], UTC)
     if (
         report["kind"] != known.kind
-        or opened.timestamp <= known.last_stamp
+        or opened.timestamp <= last_stamp
         or protocol.firmware_refusal(report["firmware"])
     ):
         return None
-    now = time.time()
     at = datetime.fromtimestamp(now, UTC)
-    remote = client_of(scope)
     values = link_values(
         report=report, stamp=opened.timestamp, remote=remote, status=status,
-        message=answer.get("error", ""), now=at, last_keepalive_at=known.last_keepalive_at,
+        message=answer.get("error", ""), now=at, last_keepalive_at=last_keepalive_at,
         attached_since=known.attached_since,
     )  # fmt: skip
     HELD.arrivals.append(Arrival(
         mac=mac, known=known, exists=known.exists, status=status, values=values,
         handsets=list(report.get("handsets") or ()), refused_before=known.refused,
-        attached_before=was_attached(known.last_keepalive_at, at),
+        attached_before=was_attached(last_keepalive_at, at),
     ))  # fmt: skip
     known.exists, known.last_stamp = True, opened.timestamp
     known.last_keepalive_at, known.attached_since = (
@@ -336,12 +334,11 @@ def _arrived(scope: dict, body: bytes, mac: str) -> tuple[int, dict, bytes] | No
         values["attached_since"],
     )
     known.refused = bool(values["refusal"])
-    if status == 200:
-        HELD.devices[mac] = Held(
-            kind=known.kind, device_id=known.device_id, key=key, report=steady(report, remote),
-            answer=answer_json, contact=(opened.timestamp, now), flushed=opened.timestamp,
-            handsets_at=now,
-        )  # fmt: skip
+    HELD.devices[mac] = Held(
+        kind=known.kind, device_id=known.device_id, key=key, report=steady(report, remote),
+        answer=answer_json, status=status, contact=(opened.timestamp, now),
+        flushed=opened.timestamp, handsets_at=now,
+    )  # fmt: skip
     return _signed(key, status, answer_json, opened)
 
 
@@ -401,23 +398,30 @@ def _at(epoch: float) -> Any:
     return connection.ops.adapt_datetimefield_value(datetime.fromtimestamp(epoch, UTC))
 
 
-def _contacts_write(cursor: Any, meta: Any, rows: list[tuple[int, float, Any]]) -> None:
+def _contacts_write(cursor: Any, meta: Any, rows: list[tuple[int, float, Any]], *,
+                    attached: bool) -> None:  # fmt: skip
     """Set the last contact of each (device id, stamp, time) in ``rows`` unless the row has
-    a newer one: one statement on PostgreSQL (arrays), one per row on SQLite."""
+    a newer one (and its last accepted keep-alive, for devices ``attached`` here, not for
+    redirected ones): one statement on PostgreSQL (arrays), one per row on SQLite."""
     table, pk = meta.db_table, meta.pk.column
+    keepalive = "last_keepalive_at = {at}, " if attached else ""
     if connection.vendor == "postgresql":
         ids, stamps, ats = (list(column) for column in zip(*rows, strict=True))
         cursor.execute(
-            f"UPDATE {table} AS link SET last_contact_at = v.at, last_keepalive_at = v.at, "  # noqa: S608
-            "last_stamp = v.stamp FROM unnest(%s::integer[], %s::float8[], %s::timestamptz[]) "
+            f"UPDATE {table} AS link SET last_contact_at = v.at, "  # noqa: S608
+            f"{keepalive.format(at='v.at')}last_stamp = v.stamp "
+            "FROM unnest(%s::integer[], %s::float8[], %s::timestamptz[]) "
             f"AS v(id, stamp, at) WHERE link.{pk} = v.id AND link.last_stamp < v.stamp",
             [ids, stamps, ats],
         )
         return
     cursor.executemany(
-        f"UPDATE {table} SET last_contact_at = %s, last_keepalive_at = %s, "  # noqa: S608
+        f"UPDATE {table} SET last_contact_at = %s, {keepalive.format(at='%s')}"  # noqa: S608
         f"last_stamp = %s WHERE {pk} = %s AND last_stamp < %s",
-        [(at, at, stamp, pk_value, stamp) for pk_value, stamp, at in rows],
+        [
+            (at, at, stamp, pk_value, stamp) if attached else (at, stamp, pk_value, stamp)
+            for pk_value, stamp, at in rows
+        ],
     )
 
 
@@ -428,14 +432,16 @@ def _write(devices: list[Held]) -> None:
     arrivals: list[Arrival] = []
     while HELD.arrivals:
         arrivals.append(HELD.arrivals.popleft())
-    rows: dict[str, list[tuple]] = {kind: [] for kind in LINK_MODELS}
+    rows: dict[tuple[str, bool], list[tuple]] = {
+        (kind, attached): [] for kind in LINK_MODELS for attached in (True, False)
+    }
     due: list[Held] = []
     for held in devices:
         stamp, epoch = held.contact
         if stamp > held.flushed:
             at = _at(epoch)
-            rows[held.kind].append((held.device_id, stamp, at))
-        if held.report[-1] and epoch - held.handsets_at >= HANDSET_REFRESH:
+            rows[held.kind, held.status == 200].append((held.device_id, stamp, at))
+        if held.status == 200 and held.report[-1] and epoch - held.handsets_at >= HANDSET_REFRESH:
             due.append(held)
     if not any(rows.values()) and not due and not arrivals:
         return
@@ -443,9 +449,10 @@ def _write(devices: list[Held]) -> None:
         with transaction.atomic():
             _arrivals_write(arrivals)
             with connection.cursor() as cursor:
-                for kind, values in rows.items():
+                for (kind, attached), values in rows.items():
                     if values:
-                        _contacts_write(cursor, LINK_MODELS[kind]._meta, values)
+                        _contacts_write(cursor, LINK_MODELS[kind]._meta, values,
+                                        attached=attached)  # fmt: skip
             for held in due:
                 HandsetSighting.objects.filter(
                     basestation_id=held.device_id, extension__in=held.report[-1]
@@ -465,6 +472,15 @@ def _write(devices: list[Held]) -> None:
 def _arrivals_write(arrivals: list[Arrival]) -> None:
     """Each arrival's runtime row as the Django view would have written it, in order (a
     newer contact of the same device is never overwritten by an older one)."""
+    if not arrivals:
+        return
+    # A row's refusal may be a redirect (409), which leaves no refusal to forget: one
+    # reading of the refusals for the batch, not one deletion per arrival.
+    refusals = (
+        list(Refusal.objects.filter(kind="device_refused").values_list("key", flat=True))
+        if any(arrival.refused_before for arrival in arrivals)
+        else []
+    )
     for arrival in arrivals:
         known = arrival.known
         if not link_write(known.kind, known.device_id, arrival.values, exists=arrival.exists):
@@ -473,17 +489,25 @@ def _arrivals_write(arrivals: list[Arrival]) -> None:
             accepted_note(
                 kind=known.kind, device_id=known.device_id, mac=arrival.mac, name=known.name,
                 values=arrival.values, handsets=arrival.handsets,
-                refused_before=arrival.refused_before, attached_before=arrival.attached_before,
+                refused_before=arrival.refused_before
+                and any(arrival.mac in key for key in refusals),
+                attached_before=arrival.attached_before,
             )  # fmt: skip
 
 
-def _drop(keep: Any) -> None:
-    """Stop holding the devices ``keep`` refuses, after writing their contacts; HELD.lock
-    is held."""
+def _pop(keep: Any) -> list[Held]:
+    """Stop holding the devices ``keep`` refuses; return them (their contacts are still to
+    be written). HELD.lock is held."""
     gone = [(mac, held) for mac, held in list(HELD.devices.items()) if not keep(mac, held)]
-    _write([held for _, held in gone])
     for mac, _ in gone:
         del HELD.devices[mac]
+    return [held for _, held in gone]
+
+
+def _drop(keep: Any) -> None:
+    """Stop holding the devices ``keep`` refuses, and write their contacts; HELD.lock is
+    held."""
+    _write(_pop(keep))
 
 
 def _devices_read() -> dict[str, Known]:
@@ -534,22 +558,25 @@ def step(*, now: float | None = None) -> None:
         secret = config["system.device_secret"]
         read = _devices_read() if now - HELD.macs_at >= DEVICES_EVERY else None
         with HELD.lock:
+            gone: list[Held] = []
             if answer_now != HELD.answer or secret != HELD.secret:
-                _drop(lambda mac, held: False)
+                gone += _pop(lambda mac, held: False)
                 HELD.answer, HELD.secret = answer_now, secret
                 HELD.answer_json = json.dumps(answer_now).encode()
             if redirect_now != HELD.redirect:
                 HELD.redirect, HELD.redirect_json = redirect_now, json.dumps(redirect_now).encode()
             if read is not None:
-                _drop(lambda mac, held: _same(read.get(mac), held))
+                gone += _pop(lambda mac, held: _same(read.get(mac), held))
                 HELD.known = _known_merge(read)
                 HELD.macs_at = now
             fresh, wall = protocol.fresh_window(keepalive_interval()), time.time()
-            _drop(lambda mac, held: wall - held.contact[1] <= fresh)
-            if HELD.arrivals or now - HELD.written_at >= FLUSH_EVERY:
-                _write(list(HELD.devices.values()))
+            gone += _pop(lambda mac, held: wall - held.contact[1] <= fresh)
+            # The reading is fresh now, however long the write below takes (a thousand
+            # arrivals in a failover): keep-alives are answered from memory meanwhile.
+            HELD.read_at = now
+            if gone or HELD.arrivals or now - HELD.written_at >= FLUSH_EVERY:
+                _write(gone + list(HELD.devices.values()))
                 HELD.written_at = now
-        HELD.read_at = now
     finally:
         close_old_connections()
 

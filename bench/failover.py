@@ -165,7 +165,8 @@ def main() -> int:
                                                  basestations=args.basestations, media=0,
                                                  handsets=0, seed=1))  # fmt: skip
             wait_until(lambda: sim.attached_counts() == {master_addr: args.basestations},
-                       timeout=120, what="every base station on the master")  # fmt: skip
+                       timeout=120, what=f"every base station on the master ({sim.states()}, "
+                                         f"{sim.attached_counts()})")  # fmt: skip
         time.sleep(2 * args.heartbeat)  # a steady state, not the tail of the join
 
         killed_at = time.time()

@@ -125,7 +125,9 @@ class Simulation:
             tasks += [asyncio.create_task(self._roam(h, self._stop)) for h in self.handsets]
             if self.control_dir is not None:
                 tasks.append(asyncio.create_task(self._control(self._stop)))
-            for device in self.basestations:
+            # A base station's handset channel: none without handsets (a thousand idle
+            # channels would cost the simulator more than its keep-alives).
+            for device in self.basestations if self.handsets else ():
                 self._uplinks[device.mac] = asyncio.Queue()
                 tasks.append(asyncio.create_task(self._downlink(device, self._stop)))
                 tasks.append(asyncio.create_task(self._uplink(device, self._stop)))

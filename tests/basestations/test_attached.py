@@ -151,11 +151,17 @@ def test_a_backup_outside_a_failover_sends_an_arriving_device_to_the_master(held
     attached.step()
     sent = Sent(report())
     assert sent.status == 409 and sent.verified and sent.answer["server"] == "10.0.0.1:8000"
-    assert MAC not in held.devices  # only an attached device is held
+    assert held.devices[MAC].status == 409  # held as redirected
     attached.step()
     row = link()
     assert row.last_keepalive_at is None and row.attached_since is None
     assert row.refusal == sent.answer["error"] and row.last_contact_at is not None
+    again = Sent(report())  # steady: only its contact is written, in the batch
+    assert again.status == 409 and again.verified and again.answer == sent.answer
+    flush()
+    after = link()
+    assert after.last_stamp == float(again.raw[1][signing.HEADER_TIME])
+    assert after.last_contact_at > row.last_contact_at and after.last_keepalive_at is None
 
 
 def test_old_firmware_and_unknown_devices_still_go_through_django(held):
@@ -199,9 +205,11 @@ def test_a_replay_of_a_keepalive_answered_from_memory_is_refused(held):
     assert Sent(report()).status == 200  # the device's next keep-alive is fine
 
 
-def test_a_changed_report_goes_through_django_and_is_written_at_once(held):
+def test_a_changed_report_is_written_in_the_next_step_and_old_firmware_at_once(held):
     Sent(report())
+    attached.step()
     assert Sent(report(state="searching")).status == 200
+    attached.step()
     assert link().state == "searching"
     refused = Sent(report(firmware="PCS05B"))
     assert refused.status == 403 and "PCS06A" in refused.answer["error"]

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -245,6 +245,9 @@ class NodeDB:
     # The node's own servers, when the test started them (node_stack(own_servers=True)).
     postgres: Any = None
     redis: Any = None
+    # One connection per thread, kept: tests poll several times a second, and a new
+    # PostgreSQL connection per reading (a backend process each) loaded the machine.
+    _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     def rows(self, sql: str, *params: Any) -> list[tuple]:
         if self.url.startswith("sqlite:"):
@@ -261,8 +264,24 @@ class NodeDB:
             finally:
                 conn.close()
             return [tuple(_sqlite_value(v) for v in row) for row in rows]
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()
+        try:
+            return self._pg().execute(sql, params).fetchall()
+        except psycopg.OperationalError:  # the server restarted, or the database is away
+            self.close()
+            return self._pg().execute(sql, params).fetchall()
+
+    def _pg(self) -> psycopg.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (a database about to be dropped)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
 
     def value(self, sql: str, *params: Any) -> Any:
         rows = self.rows(sql, *params)

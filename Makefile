@@ -43,8 +43,8 @@ TEST_ENV := KWS_DATABASE_URL=postgres://kws:kws@127.0.0.1:5432/kws \
 # in parallel (pytest-xdist, one test database per worker). The system and browser
 # tests spend most of their time waiting for real clusters (detection windows,
 # convergence), so two run side by side, except those marked `alone`: they assert
-# bounds in seconds (failover, detection, restarts, the PBX's rate) and run after, one
-# at a time, with the machine to themselves.
+# bounds in seconds (failover, detection, restarts, the PBX's rate) or load the machine
+# themselves (a hundred simulated devices), and run after, one at a time.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=2; echo $$n)
 FAST := -m "not system and not browser" -n $(WORKERS)
 SYSTEM := -m "(system or browser) and not alone" -n 2 --durations=15

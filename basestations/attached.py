@@ -79,7 +79,8 @@ from basestations.contacts import (
     HANDSET_REFRESH,
     accepted_note,
     link_values,
-    link_write,
+    links_create,
+    links_write,
     was_attached,
 )
 from basestations.models import BaseStation, HandsetSighting, MediaResource
@@ -91,7 +92,7 @@ from core.selectors import config_read
 
 logger = logging.getLogger(__name__)
 
-FLUSH_EVERY = 0.5  # seconds between writes of the held devices' contacts
+FLUSH_EVERY = 0.25  # seconds between writes of the held devices' contacts (every step)
 REFRESH_EVERY = 0.25  # seconds between readings of the configuration and the node's role
 # Seconds between readings of the configured devices' MACs: a device changed or deleted in
 # this server's GUI is dropped at once (``release``), one changed by replication then.
@@ -481,13 +482,30 @@ def _arrivals_write(arrivals: list[Arrival]) -> None:
         if any(arrival.refused_before for arrival in arrivals)
         else []
     )
+    # One write per device: its latest arrival (its stamp is the newest), with what its
+    # earlier ones in the batch had to note (a refusal to forget, an attachment to log).
+    latest: dict[tuple[str, int], Arrival] = {}
     for arrival in arrivals:
-        known = arrival.known
-        if not link_write(known.kind, known.device_id, arrival.values, exists=arrival.exists):
+        key = (arrival.known.kind, arrival.known.device_id)
+        earlier = latest.get(key)
+        if earlier is not None:
+            arrival.exists = arrival.exists or earlier.exists
+            arrival.refused_before = arrival.refused_before or earlier.refused_before
+            if earlier.status == 200:
+                arrival.attached_before = arrival.attached_before and earlier.attached_before
+        latest[key] = arrival
+    written: set[tuple[str, int]] = set()
+    for kind in LINK_MODELS:
+        mine = [a for (k, _), a in latest.items() if k == kind]
+        links_create(kind, [a.known.device_id for a in mine if not a.exists])
+        rows = [(a.known.device_id, a.values) for a in mine]
+        written |= {(kind, pk) for pk in links_write(kind, rows)}
+    for (kind, pk), arrival in latest.items():
+        if (kind, pk) not in written:
             continue  # a newer contact (through Django) is there already
         if arrival.status == 200:
             accepted_note(
-                kind=known.kind, device_id=known.device_id, mac=arrival.mac, name=known.name,
+                kind=kind, device_id=pk, mac=arrival.mac, name=arrival.known.name,
                 values=arrival.values, handsets=arrival.handsets,
                 refused_before=arrival.refused_before
                 and any(arrival.mac in key for key in refusals),

@@ -9,12 +9,13 @@ Both keep-alive paths write through here: the Django view at once
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from basestations import protocol
 from basestations.models import (
@@ -98,6 +99,56 @@ def link_write(kind: str, device_id: int, values: dict[str, Any], *, exists: boo
     except IntegrityError:  # another keep-alive created it meanwhile, or the device is gone
         return bool(newer.update(**values))
     return True
+
+
+_COLUMNS = (  # (column, PostgreSQL array type) of a runtime row written by a keep-alive
+    ("ip", "text"), ("firmware", "text"), ("state", "text"), ("peer_reachable", "boolean"),
+    ("last_contact_at", "timestamptz"), ("last_stamp", "float8"), ("servers", "text"),
+    ("refusal", "text"), ("last_keepalive_at", "timestamptz"), ("attached_since", "timestamptz"),
+)  # fmt: skip
+
+
+def links_write(kind: str, rows: list[tuple[int, dict[str, Any]]]) -> set[int]:
+    """Write the runtime rows of several devices (``(device id, link_values)``, one per
+    device) that exist, each unless it holds a newer contact; return the ids written. One
+    statement on PostgreSQL, where a failover's thousand arrivals are written at once; one
+    per row elsewhere."""
+    if not rows:
+        return set()
+    if connection.vendor != "postgresql":
+        return {pk for pk, values in rows if link_write(kind, pk, values, exists=True)}
+    model = LINKS[kind]
+    columns = list(_COLUMNS) + ([("channels_in_use", "integer")] if kind == "media" else [])
+    arrays = [[pk for pk, _ in rows]] + [
+        [json.dumps(values[name]) if name == "servers" else values.get(name) for _, values in rows]
+        for name, _ in columns
+    ]
+    sets = ", ".join(
+        f"{name} = v.{name}::jsonb" if name == "servers" else f"{name} = v.{name}"
+        for name, _ in columns
+    )
+    casts = ", ".join(["%s::integer[]"] + [f"%s::{kind_}[]" for _, kind_ in columns])
+    names = ", ".join(["id"] + [name for name, _ in columns])
+    table, pk = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS link SET {sets} FROM unnest({casts}) AS v({names}) "  # noqa: S608
+            f"WHERE link.{pk} = v.id AND link.last_stamp < v.last_stamp RETURNING link.{pk}",
+            arrays,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def links_create(kind: str, device_ids: list[int]) -> None:
+    """Empty runtime rows for the first contacts of devices that have none here (a row
+    another keep-alive created meanwhile is left alone; a device deleted meanwhile gets
+    none), for ``links_write`` to fill: a failover's thousand first contacts at once."""
+    device = BaseStation if kind == "rfp" else MediaResource
+    field = "basestation_id" if kind == "rfp" else "media_resource_id"
+    present = device.objects.filter(pk__in=device_ids).values_list("pk", flat=True)
+    LINKS[kind].objects.bulk_create(
+        [LINKS[kind](**{field: pk}) for pk in present], ignore_conflicts=True
+    )
 
 
 def accepted_note(

@@ -73,6 +73,8 @@ def test_old_firmware_and_unsigned_devices_are_refused_and_the_event_names_them(
         assert redirected.body["server"] == master
 
 
+# A hundred simulated devices and forty handsets in this process: the machine to itself.
+@pytest.mark.alone
 def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_failover(
     tmp_path, cluster_log
 ):

@@ -49,14 +49,17 @@ re-forms (the backup answers 409 again).
 
 Why HTTP/JSON and not a compact UDP/TCP protocol
 ------------------------------------------------
-A keep-alive that changes nothing (nearly all of them) is answered from memory in
-the web server's event loop (``basestations.attached``), without Django or a
-database round trip; its contact is written in batches. Measured with
-``bench/keepalive.py`` on the development machine (2 vCPU, one node, simulator on
-the same machine): 1.8 ms end to end (was 11.8 ms through Django, same run
-conditions); 100 devices at one keep-alive a second 16 % of one core in the web
-server (was 84 %); 1000 devices served at 669 keep-alives/s (the simulator's
-limit on the same cores) for 44 % of a core. What remains per keep-alive is mostly
+A keep-alive that Django would answer from what it already knows (the steady state,
+nearly all of them, and the arrivals: first contacts, a failover's moves, redirects to
+the master) is answered from memory in the web server's event loop
+(``basestations.attached``), without Django or a database round trip; the rows are
+written in batches. Measured with ``bench/keepalive.py`` on the development machine
+(2 vCPU, one node, simulator on the same machine): 1.2 ms end to end (was 11.8 ms
+through Django, same run conditions); 100 devices at one keep-alive a second 10 % of
+one core in the web server (was 84 %); 1000 devices all served (994 keep-alives/s)
+for 54 % of a core; in a failover at site scale
+(``bench/failover.py --basestations 1000``) the thousand base stations attached to
+the backup 1.5 s after the detection. What remains per keep-alive is mostly
 uvicorn's HTTP handling and the short connection, which a UDP protocol would save;
 it would cost its own port, retransmission, replay and signing code, and the
 refused-connection signal (a device notices a dead server at once). HTTP reuses

@@ -160,14 +160,37 @@ def peer_status_record(payload: dict[str, Any], parsed: PeerStatus, *, answered:
     status["received_at"] = time.time()
     NodeState.objects.get_or_create(pk=1)
     with transaction.atomic():
-        before = (NodeState.objects.select_for_update().get(pk=1).peer_status or {}).get("claims")
+        previous = NodeState.objects.select_for_update().get(pk=1).peer_status or {}
+        before = previous.get("claims")
         _stepped_down_noted(before or {}, parsed.claims)
+        _handover_kept(previous, status, parsed.claims)
         fields: dict[str, Any] = {"peer_status": status}
         if answered:
             fields["peer_seen_at"] = timezone.now()
         NodeState.objects.filter(pk=1).update(**fields)
         if parsed.registrations:
             peer_registrations_record(parsed.registrations)
+
+
+# How long after this server accepted a switchover the old master's messages that still
+# say master (composed before it marked the handover, delivered after) count as handing
+# over: a few heartbeats. After that, a master that stays master is two masters again.
+HANDOVER_GRACE_BEATS = 4
+
+
+def _handover_kept(previous: dict[str, Any], status: dict[str, Any], now: sm.Claims) -> None:
+    """Keep the handover mark ``switchover_accept`` put on the old master's claims while
+    its messages still say master, for ``HANDOVER_GRACE_BEATS`` heartbeats: a heartbeat it
+    sent just before it marked the handover, arriving just after this server became
+    master, must not make this server step down (both would end as backups)."""
+    marked = previous.get("handover_at")
+    if not isinstance(marked, (int, float)) or now.mode != "master":
+        return
+    if time.time() - marked > HANDOVER_GRACE_BEATS * settings.HEARTBEAT_INTERVAL:
+        return
+    if isinstance(status.get("claims"), dict):
+        status["claims"] = {**status["claims"], "handing_over": True}
+        status["handover_at"] = marked
 
 
 def _stepped_down_noted(before: dict[str, Any], now: sm.Claims) -> None:

@@ -287,6 +287,7 @@ def switchover_accept(payload: Any, *, client: Any = None) -> tuple[int, dict[st
         status = NodeState.objects.select_for_update().get(pk=1).peer_status or {}
         if isinstance(status.get("claims"), dict):
             status["claims"]["handing_over"] = True
+            status["handover_at"] = time.time()  # kept on its late messages (heartbeat)
             NodeState.objects.filter(pk=1).update(peer_status=status)
         role_set(mode="master", values=values, actor=actor)
         _engine_restart(mode="master", phase=PEER_LOST)

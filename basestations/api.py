@@ -3,7 +3,10 @@
 Protocol
 --------
 HTTP/1.1 with JSON bodies on the node's web port (the port of the admin GUI
-and the peer API), one short connection per keep-alive.
+and the peer API), on persistent connections; and, once a server's answer invites
+them (``"udp": true``), the same signed keep-alive in one UDP datagram to the port of
+the same number (``basestations.udp``), with HTTP as the fallback for everything the
+datagram path does not decide.
 
 ``POST /basestations/api/keepalive`` (``protocol.KEEPALIVE_PATH``) — signed like the peer API
 (``core.signing``: HMAC-SHA256 over method, path, body hash, timestamp, nonce, sender
@@ -28,9 +31,10 @@ Answers (signed back over the request's nonce, so a device can trust a
 redirect):
 
 - 200 ``{"server": <node name>, "peer": "host:port", "interval": 1.0, "missed": 2,
-  "ari": "10A3F2C5"}``: attached here; ``peer`` is the other server
+  "ari": "10A3F2C5", "udp": true}``: attached here; ``peer`` is the other server
   (``redundancy.peer``); ``ari`` the ARI the base station broadcasts, the
-  system's (the master's, on a backup with the ARI swap; '' before one is set).
+  system's (the master's, on a backup with the ARI swap; '' before one is set);
+  ``udp`` while the web server answers keep-alive datagrams.
 - 409 ``{"error": ..., "server": "host:port"}``: this server does not serve
   devices now (a backup outside a failover); go to ``server``, the master.
 - 403 ``{"error": ...}``: unknown device (MAC not configured as that kind),
@@ -47,24 +51,24 @@ sends it to the server named. So devices follow the pair: to the backup when
 the master fails and the backup takes over, back to the master when the pair
 re-forms (the backup answers 409 again).
 
-Why HTTP/JSON and not a compact UDP/TCP protocol
-------------------------------------------------
+Why HTTP/JSON, and datagrams beside it
+--------------------------------------
 A keep-alive that Django would answer from what it already knows (the steady state,
 nearly all of them, and the arrivals: first contacts, a failover's moves, redirects to
 the master) is answered from memory in the web server's event loop
 (``basestations.attached``), without Django or a database round trip; the rows are
 written in batches. Measured with ``bench/keepalive.py`` on the development machine
-(2 vCPU, one node, simulator on the same machine): 1.2 ms end to end (was 11.8 ms
-through Django, same run conditions); 100 devices at one keep-alive a second 10 % of
-one core in the web server (was 84 %); 1000 devices all served (994 keep-alives/s)
-for 54 % of a core; in a failover at site scale
-(``bench/failover.py --basestations 1000``) the thousand base stations attached to
-the backup 1.5 s after the detection. What remains per keep-alive is mostly
-uvicorn's HTTP handling and the short connection, which a UDP protocol would save;
-it would cost its own port, retransmission, replay and signing code, and the
-refused-connection signal (a device notices a dead server at once). HTTP reuses
-the node's web port, the peer API's signing, and ordinary tools (curl) for
-diagnosis. Larger systems lengthen the interval the server gives
+(2 vCPU, one node, simulator on the same machine), 1000 devices at one keep-alive a
+second: 84 % of a core per 100 devices through Django; 53 % for all 1000 answered from
+memory over one short connection each; 41 % on persistent connections; 34 % with
+uvloop and the keys, MACs and addresses of a keep-alive remembered; about 20 % in
+datagrams, of which the signing and checking is most (HMACs, the nonce, the JSON).
+HTTP stays the protocol: the first contact, every refusal (and its record), and every
+case the datagram path hands on go through it, so Django's rules stay in one place;
+it reuses the node's web port, the peer API's signing, and ordinary tools (curl) for
+diagnosis. A datagram that is refused falls back to HTTP at once (a dead server is
+still noticed at once: HTTP is refused too), one that is not answered counts as a
+missed keep-alive. Larger systems lengthen the interval the server gives
 (``settings.DEVICE_KEEPALIVE_INTERVAL``).
 """
 

@@ -74,7 +74,7 @@ from django.db import (
     transaction,
 )
 
-from basestations import protocol
+from basestations import protocol, udp
 from basestations.contacts import (
     HANDSET_REFRESH,
     accepted_note,
@@ -86,13 +86,21 @@ from basestations.contacts import (
 from basestations.models import BaseStation, HandsetSighting, MediaResource
 from basestations.selectors import LINK_MODELS, keepalive_answer, keepalive_interval
 from core import signing
-from core.asgi import Handler, body_read, body_replayed, client_of, headers_of, path_of, respond
+from core.asgi import (
+    Handler,
+    body_read,
+    body_replayed,
+    client_of,
+    headers_named,
+    path_of,
+    respond,
+)
 from core.models import Refusal
 from core.selectors import config_read
 
 logger = logging.getLogger(__name__)
 
-FLUSH_EVERY = 0.25  # seconds between writes of the held devices' contacts (every step)
+FLUSH_EVERY = 1.0  # seconds between writes of the held devices' contacts (every step)
 REFRESH_EVERY = 0.25  # seconds between readings of the configuration and the node's role
 # Seconds between readings of the configured devices' MACs: a device changed or deleted in
 # this server's GUI is dropped at once (``release``), one changed by replication then.
@@ -244,25 +252,27 @@ def forget(mac: str) -> None:
 # --- The endpoint -----------------------------------------------------------------------
 
 
-def _answered(scope: dict, body: bytes) -> tuple[int, dict[str, str], bytes] | None:
-    """The signed answer of a keep-alive answered here; None to hand it to Django."""
+def _answered(headers: dict[str, str], path: str, remote: str,
+              body: bytes) -> tuple[int, dict[str, str], bytes] | None:  # fmt: skip
+    """The signed answer of a keep-alive (its signing ``headers``, the ``path`` it was
+    signed for, its sender's address) answered here; None to hand it to Django."""
     if time.monotonic() - HELD.read_at > STALE_AFTER or not HELD.secret:
         return None
     try:
-        mac = protocol.mac_normalize(headers_of(scope).get(signing.HEADER_NODE, ""))
+        mac = protocol.mac_normalize(headers.get(signing.HEADER_NODE, ""))
     except ValueError:
         return None
     held = HELD.devices.get(mac)
     key = held.key if held is not None else signing.device_key(HELD.secret, mac)
     try:
-        opened = signing.verify_request(secret=key, method="POST", path=path_of(scope),
-                                        body=body, headers=headers_of(scope))  # fmt: skip
+        opened = signing.verify_request(secret=key, method="POST", path=path,
+                                        body=body, headers=headers)  # fmt: skip
         report = protocol.keepalive_parse(json.loads(opened.body), mac)
     except (signing.SignatureError, ValueError):
         return None
     if opened.sender.upper() != mac:
         return None
-    now, remote = time.time(), client_of(scope)
+    now = time.time()
     if held is not None and _steady(held, opened.timestamp, steady(report, remote), now):
         held.contact = (opened.timestamp, now)
         if HELD.devices.get(mac) is not held:  # released meanwhile: Django decides
@@ -382,7 +392,8 @@ def endpoint(django: Handler) -> Handler:
         if body is None:
             await respond(send, 413, b'{"error": "too large"}', "application/json")
             return
-        answered = _answered(scope, body)
+        headers = headers_named(scope, signing.HEADERS)
+        answered = _answered(headers, path_of(scope), client_of(scope), body)
         if answered is None:
             await _through_django(django, scope, body_replayed(body, receive), send)
             return
@@ -390,6 +401,60 @@ def endpoint(django: Handler) -> Handler:
         await respond(send, status, answer, "application/json", headers)
 
     return keepalive
+
+
+async def probe(scope: dict, receive: Any, send: Any) -> None:
+    """The devices' liveness probe (``basestations.api.probe``) answered in the event loop:
+    200 while this web server runs (a thousand base stations probe the other server every
+    few seconds: through Django that took a core's tenth)."""
+    if scope.get("method") not in ("GET", "HEAD"):
+        await respond(send, 405, b'{"error": "GET only"}', "application/json", {"Allow": "GET"})
+        return
+    await respond(send, 200, json.dumps({"server": settings.NODE_NAME}).encode(),
+                  "application/json")  # fmt: skip
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """Keep-alive datagrams (``basestations.udp``): answered as the HTTP path answers
+    them from memory, or ``USE_HTTP``; anything that is not a keep-alive datagram gets no
+    answer (a datagram's sender address can be forged: nothing is reflected to it)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        try:
+            path, raw, body = udp.request_parse(data)
+        except ValueError:
+            return
+        if path != protocol.KEEPALIVE_PATH:
+            return
+        headers = {name: raw[wire] for wire, name in signing.HEADERS.items() if wire in raw}
+        try:
+            answered = _answered(headers, path, str(addr[0]), body)
+        except Exception:  # never the endpoint: this keep-alive goes over HTTP instead
+            logger.exception("device keep-alives: a datagram could not be answered")
+            answered = None
+        status, answer_headers, answer = answered or (udp.USE_HTTP, {}, b"")
+        self.transport.sendto(udp.response_bytes(status, answer_headers, answer), addr)
+
+
+async def _datagrams_open() -> asyncio.DatagramTransport | None:
+    """Listen for keep-alive datagrams where ``settings.DEVICE_UDP`` (host:port, the web
+    server's own address) says; None (devices keep to HTTP) when unset or taken."""
+    if not settings.DEVICE_UDP:
+        return None
+    host, _, port = settings.DEVICE_UDP.rpartition(":")
+    try:
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            _Datagrams, local_addr=(host.strip("[]") or "0.0.0.0", int(port))
+        )
+    except (OSError, ValueError) as exc:
+        logger.warning("device keep-alives: no datagrams on %s (%s): devices keep to HTTP",
+                       settings.DEVICE_UDP, exc)  # fmt: skip
+        return None
+    udp.listening_set(int(port))
+    return transport  # type: ignore[return-value]
 
 
 # --- Keeping in step with the node and the database -------------------------------------
@@ -605,6 +670,7 @@ async def watch(stop: asyncio.Event) -> None:
     stepper = sync_to_async(step, thread_sensitive=False)
     HELD.live = True
     failing = False
+    datagrams = await _datagrams_open()
     try:
         while not stop.is_set():
             try:
@@ -622,6 +688,9 @@ async def watch(stop: asyncio.Event) -> None:
                 pass
     finally:
         HELD.live = False
+        udp.listening_set(0)
+        if datagrams is not None:
+            datagrams.close()
         try:
             await sync_to_async(_final_write, thread_sensitive=False)()
         except Exception:

@@ -7,6 +7,7 @@ is a plain unit test.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -96,7 +97,12 @@ _HEX12 = re.compile(r"^[0-9A-F]{12}$")
 
 def mac_normalize(text: str) -> str:
     """``00:13:d1:0a:0b:0c``, ``00-13-D1-0A-0B-0C`` or ``0013d10a0b0c`` -> ``00:13:D1:0A:0B:0C``."""
-    raw = re.sub(r"[\s:.-]", "", str(text)).upper()
+    return _mac_normalize(str(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _mac_normalize(text: str) -> str:  # every keep-alive names its MAC three times
+    raw = re.sub(r"[\s:.-]", "", text).upper()
     if not _HEX12.match(raw):
         raise ValueError(f"{str(text)[:40]!r} is not a MAC address like 00:13:D1:0A:0B:0C")
     return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
@@ -141,6 +147,7 @@ class Accepted(TypedDict):
     peer: str  # the other server as host:port ('' on a single server)
     interval: float
     missed: int
+    udp: NotRequired[bool]  # the server answers keep-alive datagrams (basestations.udp)
 
 
 class Redirect(TypedDict):
@@ -224,11 +231,18 @@ def keepalive_parse(payload: object, signer: str) -> KeepAlive:
 def reported_ip(report: KeepAlive, remote: str) -> str:
     """The device's address: the one it reports, else the one its request came from."""
     for candidate in (report.get("ip") or "", remote):
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            continue
+        if address := _ip_text(candidate):
+            return address
     return ""
+
+
+@functools.lru_cache(maxsize=16384)
+def _ip_text(candidate: str) -> str:
+    """``candidate`` as an IP address's normal text; "" when it is none."""
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return ""
 
 
 def _text(payload: dict, name: str, *, required: bool = False) -> str:

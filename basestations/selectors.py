@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from basestations import protocol
+from basestations import protocol, udp
 from basestations.models import (
     BaseStation,
     BaseStationLink,
@@ -76,7 +76,7 @@ def keepalive_answer(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     if not accepted:
         return 409, {"error": reason, "server": address_of(config["redundancy.peer"])}
     single = config["redundancy.mode"] == "single"
-    return 200, {
+    answer = {
         "server": settings.NODE_NAME,
         "peer": "" if single else address_of(config["redundancy.peer"]),
         "interval": keepalive_interval(),
@@ -85,6 +85,9 @@ def keepalive_answer(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         # ARI swap, so handsets stay subscribed whichever server they reach.
         "ari": system_ari_status(config).system,
     }
+    if udp.listening():  # this web server answers keep-alive datagrams (basestations.udp)
+        answer[udp.ADVERT] = True
+    return 200, answer
 
 
 def peer_attached_ids() -> dict[str, set[int]]:

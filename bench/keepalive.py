@@ -9,6 +9,8 @@ then measures:
   end, ``--samples`` times one after another (an idle server);
 - ``probe_p50_ms``: the unsigned probe, which does no database work: the
   HTTP and Django part of a keep-alive;
+- ``web_idle_cpu_percent``: the web server's CPU with the devices configured and none
+  keeping alive (what it costs without them);
 - under load, ``--devices`` simulated base stations keeping alive every second
   for ``--seconds``: keep-alives served per second and the CPU the node's web
   server used (``web_cpu_percent`` of one core, from /proc).
@@ -70,6 +72,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of the web server's CPU measured before the devices start",
+    )
+    parser.add_argument(
         "--attach-wait",
         type=float,
         default=120.0,
@@ -107,6 +115,9 @@ def main() -> int:
             probes.append((time.perf_counter() - started) * 1000)
 
         web = node.processes["web"].pid
+        idle0, idle_wall0 = cpu_seconds(web), time.monotonic()
+        time.sleep(args.idle_seconds)
+        idle_cpu = (cpu_seconds(web) - idle0) / (time.monotonic() - idle_wall0)
         with Simulation(server=server, secret=DEVICE_SECRET, basestations=args.devices,
                         seed=1) as sim:  # fmt: skip
             deadline = time.monotonic() + args.attach_wait
@@ -129,6 +140,7 @@ def main() -> int:
         "devices": args.devices,
         "served_per_s": round((served1 - served0) / wall, 1),
         "web_cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
+        "web_idle_cpu_percent": round(100 * idle_cpu, 1),
         "seconds": args.seconds,
     }
     print(json.dumps(result))
@@ -137,7 +149,7 @@ def main() -> int:
         f"{result['keepalive_p95_ms']:.1f} ms; the probe without database work "
         f"{result['probe_p50_ms']:.1f} ms); {args.devices} devices: "
         f"{result['served_per_s']:.0f} keep-alives/s for {result['web_cpu_percent']:.0f} % "
-        "of one core in the web server"
+        f"of one core in the web server ({result['web_idle_cpu_percent']:.0f} % without them)"
     )
     return 0
 

@@ -63,6 +63,17 @@ def headers_of(scope: dict) -> CaseInsensitiveMapping:
     )
 
 
+def headers_named(scope: dict, names: dict[bytes, str]) -> dict[str, str]:
+    """The headers of ``names`` (lower-case wire name -> the name to give it) in a plain
+    dict: cheaper than ``headers_of`` on a path that reads a few known headers (ASGI gives
+    header names in lower case)."""
+    picked = {}
+    for name, value in scope.get("headers", ()):
+        if (given := names.get(name)) is not None:
+            picked[given] = value.decode("latin-1")
+    return picked
+
+
 def path_of(scope: dict) -> str:
     """The path with its query string, as Django's ``get_full_path`` gives it (signed)."""
     query = scope.get("query_string", b"")

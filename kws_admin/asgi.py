@@ -30,7 +30,11 @@ from basestations import attached, protocol  # noqa: E402
 from messaging import server  # noqa: E402
 
 _django = WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_THREADS)
-ROUTES = {**server.ROUTES, protocol.KEEPALIVE_PATH: attached.endpoint(_django)}
+ROUTES = {
+    **server.ROUTES,
+    protocol.KEEPALIVE_PATH: attached.endpoint(_django),
+    protocol.PROBE_PATH: attached.probe,
+}
 
 
 async def application(scope, receive, send) -> None:

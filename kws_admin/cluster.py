@@ -85,6 +85,8 @@ class Node:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if role == "web":  # keep-alive datagrams on the web server's own address
+            env["KWS_DEVICE_UDP"] = f"{self.host}:{self.port}"
         env.update(self.env)
         return env
 

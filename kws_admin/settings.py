@@ -327,6 +327,9 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Threads that run the Django application in the web process (kws_admin.asgi): the GUI,
 # the peer API and the device keep-alives; the XML-RPC API waits without one.
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+# Where the web server answers device keep-alive datagrams (basestations.udp): its own
+# host:port (the cluster and docker-compose set it); empty: devices keep to HTTP.
+DEVICE_UDP = env_str("DEVICE_UDP", "")
 # The XML-RPC API (messaging/): a handset no base station names is paged this long and
 # then reported out of range (the KWS's 12 s); a session without a call for
 # RPC_IDLE_TIMEOUT seconds ends; an application has at most RPC_MAX_PENDING messages on

@@ -244,6 +244,7 @@ class SimDevice:
                 self.client.timeout = max(0.5, min(2.0, self.interval))
         finally:
             prober.cancel()
+            self.client.close()
 
     async def _probe_loop(self, stop: asyncio.Event) -> None:
         while not await _stopped(stop, self._jitter(PROBE_INTERVAL)):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from basestations import protocol
+from basestations import attached, protocol
 from basestations.services import basestation_create, media_resource_create
 from core import signing
 from core.models import NodeState
@@ -106,3 +106,13 @@ def become_master(peer: str = "10.0.0.2:8001") -> None:
                  "redundancy.secret": "pairing-secret-1234"},
         actor="test",
     )  # fmt: skip
+
+
+@pytest.fixture
+def held(device_secret, rfp):
+    """The web process's memory as its watcher keeps it, for one test."""
+    attached.HELD.__init__()
+    attached.HELD.live = True
+    attached.step()
+    yield attached.HELD
+    attached.HELD.__init__()

@@ -86,16 +86,6 @@ async def _call(data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, st
     return out["status"], out["headers"], out["body"]
 
 
-@pytest.fixture
-def held(device_secret, rfp):
-    """The web process's memory as its watcher keeps it, for one test."""
-    attached.HELD.__init__()
-    attached.HELD.live = True
-    attached.step()
-    yield attached.HELD
-    attached.HELD.__init__()
-
-
 def link() -> BaseStationLink:
     return BaseStationLink.objects.get()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.management import call_command
 
-from basestations import protocol
+from basestations import protocol, udp
 from basestations.sim import Answer, SimDevice, Simulation, Unreachable, keepalive_once
+from basestations.sim.client import AsyncClient
 from basestations.sim.device import REFUSED_RETRY
 from core import signing
 
@@ -137,6 +140,7 @@ class FakeServer:
 
     def __init__(self, name: str) -> None:
         self.name, self.mode, self.peer, self.master = name, "accept", "", ""
+        self.invite = False  # its accepts invite keep-alive datagrams (FakeDatagrams)
         self.keepalives: list[dict] = []
         self.refused_macs: set[str] = set()  # refused whatever the mode
         fake = self
@@ -156,6 +160,8 @@ class FakeServer:
                     self._send(403, {"error": "refused"}, nonce, mac)
                 elif fake.mode == "accept":
                     answer = {"server": fake.name, "peer": fake.peer, "interval": 0.2, "missed": 2}
+                    if fake.invite:
+                        answer[udp.ADVERT] = True
                     self._send(200, answer, nonce, mac)
                 elif fake.mode == "redirect":
                     answer = {"error": "backup", "server": fake.master}
@@ -185,6 +191,57 @@ class FakeServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FakeDatagrams:
+    """A node's keep-alive datagrams on the UDP port of ``http``'s number, as a script:
+    ``mode`` is answer (200, signed, inviting more), silent, or use-http."""
+
+    def __init__(self, http: FakeServer) -> None:
+        self.http, self.mode, self.received = http, "answer", []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", int(http.address.rsplit(":", 1)[1])))
+        self.sock.settimeout(0.05)
+        self.open = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.open:
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            _, headers, body = udp.request_parse(data)
+            report = json.loads(body)
+            self.received.append(report)
+            if self.mode == "silent":
+                continue
+            if self.mode == "use-http":
+                self.sock.sendto(udp.response_bytes(udp.USE_HTTP, {}, b""), addr)
+                continue
+            answer = json.dumps(
+                {
+                    "server": self.http.name,
+                    "peer": self.http.peer,
+                    "interval": 0.2,
+                    "missed": 2,
+                    udp.ADVERT: True,
+                }
+            ).encode()
+            signed, data = signing.sign_response(
+                secret=signing.device_key(SECRET, report["mac"]), node=self.http.name,
+                status=200, request_nonce=headers[signing.HEADER_NONCE.lower().encode()],
+                body=answer, requester=report["mac"],
+            )  # fmt: skip
+            self.sock.sendto(udp.response_bytes(200, signed, data), addr)
+
+    def close(self) -> None:
+        self.open = False
+        self.thread.join()
+        self.sock.close()
 
 
 def wait_for(check, timeout=10.0):
@@ -230,6 +287,118 @@ def test_devices_attach_to_the_master_move_to_the_backup_and_come_back(pair):
             wait_for(lambda: sim.attached_counts() == {restarted.address: 6})
         finally:
             restarted.close()
+    assert sim.error is None
+
+
+RFP1 = protocol.sim_mac("rfp", 1)
+REPORT = {"mac": RFP1, "kind": "rfp", "firmware": "PCS06B", "state": "synced",
+          "peer_reachable": None}  # fmt: skip
+
+
+@pytest.fixture
+def inviting():
+    server = FakeServer("master")
+    server.invite = True
+    datagrams = FakeDatagrams(server)
+    yield server, datagrams
+    for part in (datagrams, server):
+        try:
+            part.close()
+        except OSError:
+            pass
+
+
+def keepalives(address: str, *steps) -> list:
+    """Keep-alives of one device's client to ``address``: before each, ``step()`` (if not
+    None); each answer, or the Unreachable it raised."""
+    client = AsyncClient(secret=SECRET, mac=RFP1, timeout=0.5)
+
+    async def run() -> list:
+        results = []
+        for step in steps:
+            if step is not None:
+                step()
+            try:
+                results.append(await client.keepalive(address, dict(REPORT)))
+            except Unreachable as exc:
+                results.append(exc)
+        client.close()
+        return results
+
+    return asyncio.run(run())
+
+
+def test_a_device_keeps_alive_in_datagrams_once_its_server_invites_them(inviting):
+    server, datagrams = inviting
+    answers = keepalives(server.address, None, None, None)
+    assert all(a.status == 200 and a.verified for a in answers)
+    assert len(server.keepalives) == 1 and len(datagrams.received) == 2  # then datagrams
+    server.invite = False
+    plain = FakeServer("other")
+    try:
+        assert [a.status for a in keepalives(plain.address, None, None)] == [200, 200]
+        assert len(plain.keepalives) == 2  # not invited: HTTP only
+    finally:
+        plain.close()
+
+
+def test_a_refused_datagram_goes_over_http_at_once(inviting):
+    server, datagrams = inviting
+    answers = keepalives(server.address, None, None, datagrams.close, None)
+    assert all(a.status == 200 and a.verified for a in answers)
+    # The third went over HTTP when its datagram was refused, and invited datagrams again,
+    # which were refused again: every keep-alive answered, none missed.
+    assert len(server.keepalives) == 3 and len(datagrams.received) == 1
+
+
+def test_an_unanswered_datagram_is_a_missed_keepalive_and_the_next_goes_over_http(inviting):
+    server, datagrams = inviting
+
+    def silent() -> None:
+        datagrams.mode = "silent"
+
+    first, second, missed, fourth = keepalives(server.address, None, None, silent, None)
+    assert first.status == second.status == 200
+    assert isinstance(missed, Unreachable) and not missed.refused  # as a timeout over HTTP
+    assert fourth.status == 200 and fourth.verified
+    assert len(server.keepalives) == 2 and len(datagrams.received) == 2
+
+
+def test_a_datagram_sent_to_http_is_sent_over_http_at_once(inviting):
+    server, datagrams = inviting
+
+    def use_http() -> None:
+        datagrams.mode = "use-http"
+
+    answers = keepalives(server.address, None, use_http, None)
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert len(server.keepalives) == 3 and len(datagrams.received) == 2
+
+
+def test_a_dead_server_is_noticed_at_once_on_datagrams_too(inviting):
+    server, datagrams = inviting
+
+    def die() -> None:
+        datagrams.close()
+        server.close()
+
+    first, dead = keepalives(server.address, None, die)
+    assert first.status == 200
+    assert isinstance(dead, Unreachable) and dead.refused
+
+
+def test_devices_on_datagrams_move_to_the_backup_when_the_master_dies(pair):
+    master, backup = pair
+    master.invite = True
+    datagrams = FakeDatagrams(master)
+    with Simulation(server=master.address, secret=SECRET, basestations=5, seed=1) as sim:
+        wait_for(lambda: sim.attached_counts() == {master.address: 5})
+        wait_for(lambda: len(datagrams.received) >= 10)
+        datagrams.close()
+        master.close()
+        wait_for(lambda: sim.states().get("searching") == 5)
+        backup.mode, backup.peer = "accept", master.address
+        wait_for(lambda: sim.attached_counts() == {backup.address: 5})
     assert sim.error is None
 
 

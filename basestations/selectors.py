@@ -74,7 +74,8 @@ def keepalive_answer(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     attachment (the peer's address, the interval, the ARI), or 409 naming the master."""
     accepted, reason = device_acceptance(config)
     if not accepted:
-        return 409, {"error": reason, "server": address_of(config["redundancy.peer"])}
+        answer = {"error": reason, "server": address_of(config["redundancy.peer"])}
+        return 409, _inviting(answer)
     single = config["redundancy.mode"] == "single"
     answer = {
         "server": settings.NODE_NAME,
@@ -85,9 +86,16 @@ def keepalive_answer(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         # ARI swap, so handsets stay subscribed whichever server they reach.
         "ari": system_ari_status(config).system,
     }
-    if udp.listening():  # this web server answers keep-alive datagrams (basestations.udp)
+    return 200, _inviting(answer)
+
+
+def _inviting(answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` inviting keep-alive datagrams while this web server answers them
+    (``basestations.udp``): a device redirected here during a failover's detection keeps
+    alive in them too."""
+    if udp.listening():
         answer[udp.ADVERT] = True
-    return 200, answer
+    return answer
 
 
 def peer_attached_ids() -> dict[str, set[int]]:

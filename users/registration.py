@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from core.assignment import BOTH
 from core.counters import count, counters_flush, flush_due
@@ -114,8 +114,15 @@ def _moment(epoch: float | None) -> datetime | None:
 
 
 def registrations_record(changes: dict[int, RegistrationStatus]) -> int:
-    """Write buffered status changes (by user id) in one bulk upsert; return how many."""
+    """Write buffered status changes (by user id) in one bulk upsert; return how many.
+
+    On PostgreSQL one statement from arrays (a user deleted meanwhile left out by the
+    join): a takeover's thousands of changes through the ORM (the ids checked with an
+    IN list, a model per row) took a fifth of the SIP process's CPU while it registered
+    them."""
     close_old_connections()
+    if connection.vendor == "postgresql":
+        return _registrations_upsert(changes)
     existing = set(DectUser.objects.filter(id__in=changes).values_list("id", flat=True))
     rows = [
         SipRegistration(
@@ -135,6 +142,31 @@ def registrations_record(changes: dict[int, RegistrationStatus]) -> int:
         update_fields=["state", "reason", "changed_at", "expires_at"],
     )
     return len(rows)
+
+
+def _registrations_upsert(changes: dict[int, RegistrationStatus]) -> int:
+    table, users = SipRegistration._meta.db_table, DectUser._meta.db_table
+    now = datetime.now(UTC)
+    arrays = [
+        list(changes),
+        [str(s.state.value) for s in changes.values()],
+        [s.reason[:200] for s in changes.values()],
+        [_moment(s.at) or now for s in changes.values()],
+        [_moment(s.expires_at) for s in changes.values()],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, state, reason, changed_at, expires_at) "  # noqa: S608
+            f"SELECT v.id, v.state, v.reason, v.changed_at, v.expires_at "
+            f"FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[], "
+            f"%s::timestamptz[]) AS v(id, state, reason, changed_at, expires_at) "
+            f"JOIN {users} AS u ON u.id = v.id "
+            f"ON CONFLICT (user_id) DO UPDATE SET state = EXCLUDED.state, "
+            f"reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at, "
+            f"expires_at = EXCLUDED.expires_at",
+            arrays,
+        )
+        return cursor.rowcount
 
 
 def pbx_switch_record(*, pbx: PbxSettings | None, previous: PbxSettings | None) -> int:

@@ -137,7 +137,7 @@ class AsyncClient:
                         self._uninvite(address)
                     return answer
         answer = await self.post(address, protocol.KEEPALIVE_PATH, report, self.timeout)
-        if self.datagrams and answer.status == 200 and answer.verified:
+        if self.datagrams and answer.status in (200, 409) and answer.verified:
             if answer.body.get(udp.ADVERT) is True:
                 self._invited.add(address)
                 self._idle_close(address)  # keep-alives go in datagrams from now on

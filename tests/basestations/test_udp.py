@@ -19,7 +19,7 @@ from basestations.sim.client import Headers
 from core import signing
 from core.models import Refusal
 from core.selectors import config_read
-from tests.basestations.conftest import MAC, SECRET, report
+from tests.basestations.conftest import MAC, SECRET, become_backup, report
 from tests.basestations.test_attached import Sent
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -143,6 +143,9 @@ def test_the_http_answer_invites_datagrams_only_while_the_web_server_listens(hel
     udp.listening_set(8000)
     try:
         assert keepalive_answer(config_read())[1][udp.ADVERT] is True
+        become_backup()  # a redirect to the master invites them too
+        status, redirect = keepalive_answer(config_read())
+        assert status == 409 and redirect[udp.ADVERT] is True
     finally:
         udp.listening_set(0)
 

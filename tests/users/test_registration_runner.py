@@ -161,3 +161,30 @@ def test_a_takeover_reaches_the_pbx_without_waiting_for_the_next_full_step(kamai
             await asyncio.to_thread(connections.close_all)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)  # the writer closes stale connections, as in its thread
+def test_status_changes_are_written_in_one_upsert_and_a_deleted_user_is_left_out():
+    from users.registration import registrations_record
+    from users.sip.client import RegistrationStatus, RegState
+
+    kept, changed, deleted = (dect_user_create(actor="test", extension=e, display_name=e,
+                                               sip_username=e, sip_password="pw-" + e)
+                              for e in ("2101", "2102", "2103"))  # fmt: skip
+    t0 = time.time()
+    registrations_record({changed.pk: RegistrationStatus(RegState.PENDING, "", t0)})
+    gone = deleted.pk
+    dect_user_delete(actor="test", user=deleted)
+    written = registrations_record({
+        kept.pk: RegistrationStatus(RegState.REGISTERED, "", t0 + 1, t0 + 3600),
+        changed.pk: RegistrationStatus(RegState.FAILED, "403 Forbidden " + "x" * 300, t0 + 2),
+        gone: RegistrationStatus(RegState.UNREGISTERED, "un-REGISTER", t0 + 3),
+    })  # fmt: skip
+    assert written == 2
+    rows = {r.user_id: r for r in SipRegistration.objects.all()}
+    assert set(rows) == {kept.pk, changed.pk}
+    assert rows[kept.pk].state == "registered" and rows[kept.pk].expires_at is not None
+    assert abs(rows[kept.pk].expires_at.timestamp() - (t0 + 3600)) < 0.001
+    assert rows[changed.pk].state == "failed" and len(rows[changed.pk].reason) == 200
+    assert abs(rows[changed.pk].changed_at.timestamp() - (t0 + 2)) < 0.001
+    assert rows[changed.pk].expires_at is None

@@ -3,6 +3,8 @@
 import asyncio
 import signal
 
+import uvloop
+
 from django.core.management.base import BaseCommand
 
 from users.registration import RegistrationRunner
@@ -13,7 +15,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         self.stdout.write("SIP registration started")
-        asyncio.run(self._main())
+        # libuv's event loop: the REGISTERs of a takeover are sent and answered in it.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self._main())
         self.stdout.write("SIP registration stopped")
 
     async def _main(self) -> None:

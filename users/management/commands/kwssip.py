@@ -4,7 +4,6 @@ import asyncio
 import signal
 
 import uvloop
-
 from django.core.management.base import BaseCommand
 
 from users.registration import RegistrationRunner

@@ -38,28 +38,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kws_admin.settings")
 
 from basestations import protocol  # noqa: E402
 from basestations.sim import Simulation, keepalive_once  # noqa: E402
-from tests.system.infra import LineLog, started_node  # noqa: E402
+from tests.system.infra import LineLog, cpu_seconds, started_node  # noqa: E402
 
 DEVICE_SECRET = "bench-device-secret-0123"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(root: int) -> float:
-    """User and system CPU of ``root`` and every process under it (the web server's threads)."""
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
-    total, frontier = 0.0, [root]
-    while frontier:
-        pid = frontier.pop()
-        total += stats.get(pid, (0, 0.0))[1]
-        frontier.extend(child for child, (parent, _) in stats.items() if parent == pid)
-    return total
 
 
 def percentile(values: list[float], q: float) -> float:

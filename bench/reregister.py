@@ -15,6 +15,9 @@ port, fills the subscriber table with ``--users`` accounts, and measures:
 - ``sipp_registrations_per_s``: where SIPp is installed (Debian ``sip-tester``), the
   same users registered by SIPp against the same Kamailio in the same run, with the same
   bound on calls in flight, as a reference load generator; else null with a reason.
+- ``client_cpu_percent`` / ``pbx_cpu_percent`` (and ``sipp_cpu_percent`` /
+  ``sipp_pbx_cpu_percent``): the CPU the client (SIPp) and Kamailio used while it
+  registered, in % of one core: which of the two is the limit on this machine.
 
 - with ``--rate auto``: first the same users with the adaptive rate (users/sip/pace.py,
   the product's default), ``auto_registrations_per_s`` and ``auto_rate_over_time`` (the
@@ -33,6 +36,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,9 +44,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from users.pbx import Kamailio, free_port  # noqa: E402 - needs the path above
+from tests.system.infra import cpu_seconds  # noqa: E402 - needs the path above
+from users.pbx import Kamailio, free_port  # noqa: E402
 from users.sip.client import Credentials, SipRegistrationClient  # noqa: E402
 
 SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -102,6 +109,7 @@ async def run_client(
     )
     await client.start()
     started = time.perf_counter()
+    cpu0, pbx_cpu0 = time.process_time(), cpu_seconds(pbx.process.pid)
     client.set_accounts(accounts)
     over_time: list[list[float]] = []
 
@@ -115,6 +123,7 @@ async def run_client(
     done = (lambda p: p.registered == len(accounts)) if rate == "auto" else (lambda p: p.settled)
     progress = await client.wait(done, timeout=300)
     seconds = time.perf_counter() - started
+    cpu, pbx_cpu = time.process_time() - cpu0, cpu_seconds(pbx.process.pid) - pbx_cpu0
     sampler.cancel()
     in_kamailio = pbx.registered_users()
     in_dump = len(pbx.location())
@@ -127,6 +136,9 @@ async def run_client(
         "registrations_per_s": round(progress.registered / seconds),
         "register_requests_per_s": round(client.sent["register"] / seconds),
         "failed": progress.failed,
+        # Of one core, while it registered: ours (this process) and the PBX's (Kamailio's).
+        "client_cpu_percent": round(100 * cpu / seconds),
+        "pbx_cpu_percent": round(100 * pbx_cpu / seconds),
         "registered_in_kamailio": in_kamailio,
         "aors_in_location_dump": in_dump,
         "unregistrations_per_s": round(len(accounts) / unregister_s),
@@ -164,11 +176,17 @@ def run_sipp(pbx: Kamailio, accounts: dict[str, Credentials], transport: str, in
         "-trace_stat", "-stf", str(folder / "stat.csv"), "-fd", "1",
     ]  # fmt: skip
     started = time.perf_counter()
+    pbx_cpu0 = cpu_seconds(pbx.process.pid)
+    children0 = os.times()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:
         return None, "sipp did not finish in 180 s"
     seconds = time.perf_counter() - started
+    pbx_cpu = cpu_seconds(pbx.process.pid) - pbx_cpu0
+    children = os.times()
+    sipp_cpu = (children.children_user - children0.children_user
+                + children.children_system - children0.children_system)  # fmt: skip
     try:
         rows = [line.rstrip("\n").split(";") for line in (folder / "stat.csv").open()]
         last = dict(zip(rows[0], rows[-1], strict=False))
@@ -179,6 +197,8 @@ def run_sipp(pbx: Kamailio, accounts: dict[str, Credentials], transport: str, in
         "sipp_seconds": round(seconds, 3),
         "sipp_registrations_per_s": round(ok / seconds),
         "sipp_failed": failed,
+        "sipp_cpu_percent": round(100 * sipp_cpu / seconds),
+        "sipp_pbx_cpu_percent": round(100 * pbx_cpu / seconds),
         "sipp_registered_in_kamailio": pbx.registered_users(),
     }, None
 
@@ -208,10 +228,10 @@ def main() -> int:
     with Kamailio(defines=limit) as pbx:
         pbx.add_subscribers((user, pbx.host, c.password) for user, c in accounts.items())
         if args.rate == "auto":
-            auto = asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight, "auto"))
+            auto = uvloop.run(run_client(pbx, accounts, args.transport, args.in_flight, "auto"))
             result.update({f"auto_{k}": v for k, v in auto.items()})
         fixed = float(args.rate) if args.rate not in ("", "auto") else None
-        run = asyncio.run(
+        run = uvloop.run(
             run_client(pbx, accounts, args.transport, args.in_flight, fixed, not args.no_borrow)
         )
         run.pop("rate_over_time")
@@ -239,7 +259,9 @@ def main() -> int:
         + (
             f"SIPp {sipp}/s ({result['vs_sipp']:.2f}x SIPp"
             f"{'' if args.no_borrow else ', nonces borrowed'}"
-            f"; {result['register_requests_per_s']} REGISTERs/s)"
+            f"; {result['register_requests_per_s']} REGISTERs/s); CPU of one core: client "
+            f"{result['client_cpu_percent']} % and Kamailio {result['pbx_cpu_percent']} %, "
+            f"SIPp {result['sipp_cpu_percent']} % and Kamailio {result['sipp_pbx_cpu_percent']} %"
             if sipp is not None
             else f"SIPp: {result['sipp_reason']}"
         )

@@ -119,6 +119,7 @@ class AsyncClient:
         self._idle: dict[str, list[Connection]] = {}
         self._invited: set[str] = set()
         self._channels: dict[str, _Channel] = {}
+        self.answered_in_datagrams = 0  # keep-alives a server answered in a datagram
 
     async def keepalive(self, address: str, report: protocol.KeepAlive) -> Answer:
         """A keep-alive to ``address``: in a datagram when that server invited them (over
@@ -133,6 +134,7 @@ class AsyncClient:
                     raise
             else:
                 if answer.status != udp.USE_HTTP:
+                    self.answered_in_datagrams += 1
                     if not answer.body.get(udp.ADVERT):
                         self._uninvite(address)
                     return answer

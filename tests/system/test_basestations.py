@@ -125,3 +125,41 @@ def test_100_base_stations_attach_to_the_master_learn_the_backup_and_follow_the_
                        what="every device back on the master")  # fmt: skip
             assert sim.peers() == {backup: 102}
         assert sim.error is None
+
+
+@pytest.mark.alone
+def test_1000_base_stations_keep_alive_in_datagrams_and_move_on_a_failover_and_back(
+    tmp_path, cluster_log
+):
+    with pair_cluster(tmp_path, cluster_log, users=40, failover_time=0) as pair:
+        pair.wait_paired()
+        provision(pair, basestations=1000, media=0)
+        master, backup = address(pair.master), address(pair.backup)
+        with Simulation(server=master, secret=DEVICE_SECRET, basestations=1000, media=0,
+                        seed=1000) as sim:  # fmt: skip
+            wait_until(lambda: sim.attached_counts() == {master: 1000}, timeout=120,
+                       what="every base station attached to the master")  # fmt: skip
+            wait_until(lambda: pair.master_db.value(ATTACHED) == 1000, timeout=20,
+                       what="the master records them attached")  # fmt: skip
+            # They keep alive in datagrams, which the master's web server answers.
+            answered = sum(d.client.answered_in_datagrams for d in sim.devices)
+            wait_until(lambda: sum(d.client.answered_in_datagrams for d in sim.devices)
+                       >= answered + 1000, timeout=20, what="keep-alives in datagrams")  # fmt: skip
+
+            pair.master.kill()
+            wait_until(lambda: pair.backup_db.phase() == "failover", timeout=30,
+                       what="the backup takes over")  # fmt: skip
+            wait_until(lambda: sim.attached_counts() == {backup: 1000}, timeout=60,
+                       what="every base station attached to the backup")  # fmt: skip
+            moved = wait_until(lambda: pair.backup_db.events("failover_devices"), timeout=60,
+                               what="the takeover records the devices that moved")  # fmt: skip
+            assert "1000 base stations" in moved[0][1]
+            wait_until(lambda: pair.backup_db.value(ATTACHED) == 1000, timeout=20,
+                       what="the backup records them attached")  # fmt: skip
+
+            pair.master.start()
+            pair.master.wait_ready()
+            pair.wait_paired(timeout=90)
+            wait_until(lambda: sim.attached_counts() == {master: 1000}, timeout=120,
+                       what="every base station back on the master")  # fmt: skip
+        assert sim.error is None

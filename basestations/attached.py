@@ -1,5 +1,7 @@
 """The devices of this server, held in the web process's memory: a keep-alive that Django
-would answer from what it already knows is answered in the web server's event loop.
+would answer from what it already knows is answered in the web server's event loop, over
+HTTP (``endpoint``) or in a datagram (``basestations.udp``: the same answer, or "use
+HTTP" for anything this module hands to Django).
 
 Why: profiled with ``bench/keepalive.py`` (100 devices, py-spy on the web process), a
 keep-alive through Django spent about a fifth of its CPU in the middleware stack and the
@@ -100,7 +102,7 @@ from core.selectors import config_read
 
 logger = logging.getLogger(__name__)
 
-FLUSH_EVERY = 1.0  # seconds between writes of the held devices' contacts (every step)
+FLUSH_EVERY = 1.0  # seconds between writes of the held devices' contacts (arrivals: every step)
 REFRESH_EVERY = 0.25  # seconds between readings of the configuration and the node's role
 # Seconds between readings of the configured devices' MACs: a device changed or deleted in
 # this server's GUI is dropped at once (``release``), one changed by replication then.

@@ -44,8 +44,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.system.infra import cpu_seconds  # noqa: E402 - needs the path above
@@ -228,10 +226,10 @@ def main() -> int:
     with Kamailio(defines=limit) as pbx:
         pbx.add_subscribers((user, pbx.host, c.password) for user, c in accounts.items())
         if args.rate == "auto":
-            auto = uvloop.run(run_client(pbx, accounts, args.transport, args.in_flight, "auto"))
+            auto = asyncio.run(run_client(pbx, accounts, args.transport, args.in_flight, "auto"))
             result.update({f"auto_{k}": v for k, v in auto.items()})
         fixed = float(args.rate) if args.rate not in ("", "auto") else None
-        run = uvloop.run(
+        run = asyncio.run(
             run_client(pbx, accounts, args.transport, args.in_flight, fixed, not args.no_borrow)
         )
         run.pop("rate_over_time")

@@ -3,7 +3,6 @@
 import asyncio
 import signal
 
-import uvloop
 from django.core.management.base import BaseCommand
 
 from users.registration import RegistrationRunner
@@ -14,9 +13,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         self.stdout.write("SIP registration started")
-        # libuv's event loop: the REGISTERs of a takeover are sent and answered in it.
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(self._main())
+        # asyncio's own loop, not uvloop: under uvloop the client's UDP socket (polled with
+        # add_reader) is no longer polled once an ICMP error (a PBX not yet listening) has
+        # been reported on it, so a PBX that comes up later is never heard.
+        asyncio.run(self._main())
         self.stdout.write("SIP registration stopped")
 
     async def _main(self) -> None:

@@ -280,10 +280,14 @@ def returned(pair, pbx, bring_back, *, sample=None) -> dict:
     twice = 0
 
     def both_serve() -> bool:
-        # Converged with each user on its home server again (not the lone survivor's).
+        # Converged with each user on its home server again (not the lone survivor's):
+        # both register a home (the returned master has been given its users back, not
+        # only the survivor's assignment, under which it registers none).
+        owners = pair.owners()
         return (
             pair.registered_by_owner()
-            and pair.owners()["master"]["assignment"].get("serving") == "AB"
+            and owners["master"]["assignment"].get("serving") == "AB"
+            and bool(owners["master"]["registering"] and owners["backup"]["registering"])
         )
 
     while not both_serve():

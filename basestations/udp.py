@@ -20,8 +20,9 @@ A device uses datagrams only with a server whose HTTP answer advertised them
 (``"udp": true``, while its web server listens for them), and falls back to HTTP at
 once when a datagram is refused (nobody listens on that port: the server is down or
 restarted without them; HTTP tells which) and at its next keep-alive when one is not
-answered (counted as a missed keep-alive, as a timeout over HTTP is): a network that
-drops datagrams costs one keep-alive, never the attachment.
+answered (counted as a missed keep-alive, as a timeout over HTTP is); after either it
+declines that server's invitation for a minute (``sim.client.DATAGRAM_PAUSE``): a network
+that drops datagrams costs one keep-alive a minute, never the attachment.
 """
 
 from __future__ import annotations

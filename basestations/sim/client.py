@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,10 @@ def _answer(
     return Answer(status, body, verified)
 
 
+# Seconds a device declines a server's invitation to datagrams after one of them was not
+# answered or was refused: a firewall that drops them costs one missed keep-alive a minute,
+# not every other one.
+DATAGRAM_PAUSE = 60.0
 # Idle connections a device keeps per server (its keep-alives, probes and handset channel
 # may overlap).
 IDLE_PER_SERVER = 2
@@ -118,18 +123,21 @@ class AsyncClient:
         self.datagrams = datagrams
         self._idle: dict[str, list[Connection]] = {}
         self._invited: set[str] = set()
+        self._declined: dict[str, float] = {}  # server -> monotonic time until declined
         self._channels: dict[str, _Channel] = {}
         self.answered_in_datagrams = 0  # keep-alives a server answered in a datagram
 
     async def keepalive(self, address: str, report: protocol.KeepAlive) -> Answer:
         """A keep-alive to ``address``: in a datagram when that server invited them (over
         HTTP at once when it refuses the datagram or sends it to HTTP; a datagram not
-        answered is a missed keep-alive, and the next one goes over HTTP), else over HTTP."""
+        answered is a missed keep-alive; after either, HTTP for ``DATAGRAM_PAUSE``), else
+        over HTTP."""
         if address in self._invited:
             try:
                 answer = await self._datagram(address, report)
             except Unreachable as exc:
                 self._uninvite(address)
+                self._declined[address] = time.monotonic() + DATAGRAM_PAUSE
                 if not exc.refused:
                     raise
             else:
@@ -140,7 +148,8 @@ class AsyncClient:
                     return answer
         answer = await self.post(address, protocol.KEEPALIVE_PATH, report, self.timeout)
         if self.datagrams and answer.status in (200, 409) and answer.verified:
-            if answer.body.get(udp.ADVERT) is True:
+            invited = answer.body.get(udp.ADVERT) is True
+            if invited and time.monotonic() >= self._declined.get(address, 0.0):
                 self._invited.add(address)
                 self._idle_close(address)  # keep-alives go in datagrams from now on
         return answer

@@ -68,7 +68,8 @@ case the datagram path hands on go through it, so Django's rules stay in one pla
 it reuses the node's web port, the peer API's signing, and ordinary tools (curl) for
 diagnosis. A datagram that is refused falls back to HTTP at once (a dead server is
 still noticed at once: HTTP is refused too), one that is not answered counts as a
-missed keep-alive. Larger systems lengthen the interval the server gives
+missed keep-alive; after either the device keeps to HTTP with that server for a minute
+(a firewall that drops datagrams costs one keep-alive a minute). Larger systems lengthen the interval the server gives
 (``settings.DEVICE_KEEPALIVE_INTERVAL``).
 """
 

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 # The Celery task (redundancy.tasks) the TakeOver action queues, by name: the tasks call
 # into the services, so the runner does not import them.
 TAKE_OVER_TASK = "redundancy.users_take_over"
+# The one-off tick at a decision's ``recheck_at`` (redundancy.tasks.engine_recheck).
+RECHECK_TASK = "redundancy.engine_recheck"
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -89,9 +91,20 @@ def witness() -> sm.Witness | None:
     )
 
 
-def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decision:
-    """One beat: exchange heartbeats, decide, store the decision, carry out its actions."""
+def engine_tick(
+    *, now: float | None = None, exchange: bool = True, recheck: bool = False
+) -> sm.Decision:
+    """One beat: exchange heartbeats, decide, store the decision, carry out its actions.
+
+    ``recheck``: the one-off tick at an earlier decision's ``recheck_at``. At the peer's
+    detection deadline it sends a heartbeat first, so a peer that is slow to send its own
+    (a busy node) but answers is not declared lost, while a dead one (refused at once)
+    is declared lost then; once the peer is lost (waiting for the failover time or the
+    base stations' witness) it only decides again."""
     values = config_read()
+    if recheck and exchange:
+        phase = NodeState.objects.filter(pk=1).values_list("phase", flat=True).first()
+        exchange = phase not in (sm.PEER_LOST, sm.FAILOVER)
     if exchange and values["redundancy.mode"] != "single" and values["redundancy.peer"]:
         heartbeat_send(values)
     now = time.time() if now is None else now
@@ -110,7 +123,11 @@ def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decisi
         state.lock_reason = decision.lock_reason
         state.reason = decision.reason[:300]
         state.last_tick = datetime.fromtimestamp(now, UTC)
+        scheduled = None if recheck else state.engine.get("recheck_at")
+        scheduled = _recheck_schedule(decision.recheck_at, scheduled, now)
         state.engine = {"state": decision.state.as_dict(), "handles_users": decision.handles_users}
+        if scheduled is not None:
+            state.engine["recheck_at"] = scheduled
         if decision.assignment != Assignment.from_dict(state.assignment):
             logger.info(
                 "assignment: %s", decision.assignment.describe() if decision.assignment else "none"
@@ -123,6 +140,29 @@ def engine_tick(*, now: float | None = None, exchange: bool = True) -> sm.Decisi
             _carry_out(action, decision.state)
         health_watch(window=settings.DETECTION_WINDOW, node=settings.NODE_NAME)
     return decision
+
+
+def recheck_plan(
+    at: float | None, scheduled: Any, now: float, *, beat: float
+) -> tuple[float | None, float | None]:
+    """Whether to queue a one-off tick for a decision's ``recheck_at`` (``at``), given the
+    one queued already (``scheduled``, as stored; None: none): (when to queue one, or
+    None; the one queued after this). Only when it comes before the next beat, and only
+    one for a moment: beats and rechecks would otherwise each start a chain of them."""
+    pending = scheduled if isinstance(scheduled, int | float) and scheduled > now else None
+    if at is None or at >= now + beat or (pending is not None and pending <= at):
+        return None, pending
+    return at, at
+
+
+def _recheck_schedule(at: float | None, scheduled: Any, now: float) -> float | None:
+    """Queue the one-off tick ``recheck_plan`` asks for; returns the one queued."""
+    queue_at, pending = recheck_plan(at, scheduled, now, beat=settings.HEARTBEAT_INTERVAL)
+    if queue_at is not None:
+        delay = max(0.0, queue_at - now)
+        options = {"countdown": delay, "expires": delay + settings.HEARTBEAT_INTERVAL}
+        transaction.on_commit(lambda: current_app.send_task(RECHECK_TASK, **options))
+    return pending
 
 
 def _carry_out(action: sm.Action, state: sm.State) -> None:

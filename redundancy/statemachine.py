@@ -254,6 +254,20 @@ class Decision:
     slot: str = ""
     assignment: Assignment | None = None
     registering: str = ""
+    # When this decision runs out with nothing new heard (``recheck_at``): the detection
+    # deadline of the peer, the end of the failover time, or the next look at the base
+    # stations' witness. The runner decides again then, not only at the next beat, so a
+    # lost peer is found the window after it was last heard, not up to a beat later.
+    recheck_at: float | None = None
+
+
+# How soon to look at the base stations again while a takeover waits for their witness
+# (they report the lost peer within their own keep-alive interval), and for how long
+# after the detection (then at each beat: a split brain lasts).
+WITNESS_RECHECK = 0.2
+WITNESS_RECHECK_FOR = 5.0
+# A deadline is checked just after it: the peer is alive while ``now - seen <= window``.
+DEADLINE_MARGIN = 0.01
 
 
 def _decision(obs: Observations, state: State, actions: list[Action], reason: str) -> Decision:
@@ -287,7 +301,21 @@ def decide(state: State, obs: Observations, now: float) -> Decision:
     # assignment counts. A peer that answers and shares our database may hold users even
     # when it cannot serve them all: what it holds is respected.
     talking = alive and obs.peer is not None and obs.peer.database_uuid == obs.own.database_uuid
-    return _ownership(obs, d, now, trusted=alive and d.state.phase == NORMAL, talking=talking)
+    d = _ownership(obs, d, now, trusted=alive and d.state.phase == NORMAL, talking=talking)
+    return replace(d, recheck_at=_recheck_at(obs, d.state, now, alive=alive))
+
+
+def _recheck_at(obs: Observations, state: State, now: float, *, alive: bool) -> float | None:
+    """When to decide again though nothing new was heard (None: at the next beat)."""
+    if alive and not obs.peer_unserved and obs.peer_seen_at is not None:
+        return obs.peer_seen_at + obs.detection_window + DEADLINE_MARGIN
+    if state.phase != PEER_LOST or state.lost_at is None:
+        return None
+    if now - state.lost_at < obs.failover_time:
+        return state.lost_at + obs.failover_time
+    if state.held_back and now - state.lost_at < obs.failover_time + WITNESS_RECHECK_FOR:
+        return now + WITNESS_RECHECK
+    return None
 
 
 def _owned(assignment: Assignment | None, slot: str) -> set[str]:

@@ -33,6 +33,14 @@ def heartbeat() -> None:
     failovers_registered_check()
 
 
+@shared_task(name=runner.RECHECK_TASK, ignore_result=True)
+def engine_recheck() -> None:
+    """A one-off tick when a decision runs out before the next beat: the detection
+    deadline of a silent peer, the end of the failover time, the base stations' witness
+    awaited (``statemachine.Decision.recheck_at``)."""
+    runner.engine_tick(recheck=True)
+
+
 @shared_task(name="redundancy.housekeeping", ignore_result=True)
 def housekeeping() -> None:
     nonce_purge()

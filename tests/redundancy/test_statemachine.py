@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from redundancy.statemachine import (
+    DEADLINE_MARGIN,
     FAILOVER,
     LOCK_BACKUP,
     LOCK_FAILOVER,
@@ -12,6 +13,8 @@ from redundancy.statemachine import (
     PEER_LOST,
     REJECTED,
     SINGLE,
+    WITNESS_RECHECK,
+    WITNESS_RECHECK_FOR,
     AdoptDatabaseUUID,
     Claims,
     Observations,
@@ -255,6 +258,35 @@ def test_failover_time_zero_takes_over_at_detection():
     assert kinds(d) == ["peer_lost", "failover_started"]
 
 
+def test_a_decision_runs_out_at_the_peers_detection_deadline_not_at_the_next_beat():
+    node = Node("slave", failover_time=0, window=3).paired()
+    heard = node.clock.now
+    d = node.step(1.3)
+    assert d.state.phase == NORMAL
+    assert d.recheck_at == pytest.approx(heard + 3 + DEADLINE_MARGIN)
+    # Deciding again at that moment finds the peer lost: 3.01 s after it was last heard,
+    # where a beat every second would have found it up to a second later.
+    d = node.step(d.recheck_at - node.clock.now)
+    assert d.state.phase == FAILOVER and kinds(d) == ["peer_lost", "failover_started"]
+
+
+def test_a_lost_peer_is_taken_over_when_the_failover_time_ends_and_then_nothing_is_due():
+    node = Node("slave", failover_time=15, window=3).paired()
+    d = node.step(3.5)
+    assert d.state.phase == PEER_LOST
+    assert d.recheck_at == pytest.approx(d.state.lost_at + 15)
+    d = node.step(d.recheck_at - node.clock.now)
+    assert d.state.phase == FAILOVER and has(d, TakeOver)
+    assert d.recheck_at is None  # the beat goes on; nothing runs out
+
+
+def test_a_single_server_and_a_healthy_pair_need_no_early_decision():
+    assert Node("single").step().recheck_at is None
+    node = Node("slave", window=3).paired()
+    d = node.step(0.5, heard=True)
+    assert d.recheck_at == pytest.approx(node.clock.now + 3 + DEADLINE_MARGIN)
+
+
 def test_backup_failure_master_runs_alone_and_unlocked():
     node = Node("master", failover_time=15).paired()
     node.step(4)
@@ -388,6 +420,20 @@ def test_the_takeover_follows_once_the_base_stations_confirm():
     assert d.state.phase == FAILOVER and has(d, TakeOver)
 
 
+def test_a_takeover_awaiting_the_witness_looks_again_soon_then_only_at_the_beats():
+    node = Node("slave", failover_time=0).paired()
+    d = step_with_witness(node, 3.1, witness(False))
+    assert d.recheck_at == pytest.approx(node.clock.now + WITNESS_RECHECK)
+    d = step_with_witness(node, WITNESS_RECHECK, witness(True))
+    assert d.state.phase == FAILOVER and has(d, TakeOver)
+    # A split brain lasts: after a few seconds the beat alone looks again.
+    node = Node("slave", failover_time=0).paired()
+    step_with_witness(node, 3.1, witness(False))
+    lost_at = node.state.lost_at
+    d = step_with_witness(node, WITNESS_RECHECK_FOR + 0.1, witness(False))
+    assert node.clock.now - lost_at > WITNESS_RECHECK_FOR and d.recheck_at is None
+
+
 def test_the_link_returns_after_a_split_and_the_pair_forms_without_a_takeover():
     node = Node("slave", failover_time=0).paired()
     step_with_witness(node, 3.1, witness(False))
@@ -401,3 +447,23 @@ def test_without_configured_base_stations_the_heartbeat_alone_decides():
     node = Node("slave", failover_time=0).paired()
     d = step_with_witness(node, 3.1, None)
     assert d.state.phase == FAILOVER
+
+
+# --- The runner's one-off ticks (redundancy.runner.recheck_plan) -----------------------
+
+
+def test_a_recheck_before_the_next_beat_is_queued_once_and_a_later_one_is_left_to_the_beat():
+    from redundancy.runner import recheck_plan
+
+    assert recheck_plan(100.4, None, 100.0, beat=1.0) == (100.4, 100.4)
+    # Queued already for that moment (or sooner): the beat that follows queues no other.
+    assert recheck_plan(100.4, 100.4, 100.1, beat=1.0) == (None, 100.4)
+    assert recheck_plan(100.6, 100.4, 100.1, beat=1.0) == (None, 100.4)
+    # One queued for later than now needed: a sooner one is queued beside it.
+    assert recheck_plan(100.2, 100.4, 100.1, beat=1.0) == (100.2, 100.2)
+    # One that ran (its moment passed) no longer counts.
+    assert recheck_plan(100.9, 100.4, 100.5, beat=1.0) == (100.9, 100.9)
+    # Not before the next beat, or nothing due: nothing queued.
+    assert recheck_plan(101.5, None, 100.0, beat=1.0) == (None, None)
+    assert recheck_plan(None, 100.4, 100.0, beat=1.0) == (None, 100.4)
+    assert recheck_plan(100.4, "garbage", 100.0, beat=1.0) == (100.4, 100.4)

@@ -12,6 +12,9 @@ DETECTION_WINDOW = float(FAST["KWS_DETECTION_WINDOW"])
 HEARTBEAT = float(FAST["KWS_HEARTBEAT_INTERVAL"])
 # A beat may be late by one interval, and the task takes a moment to run.
 SLACK = 2 * HEARTBEAT + 1.0
+# The engine decides again at the detection deadline and at the end of the failover
+# time, not at the next beat: what is left is the task's own latency.
+PRECISE = 0.4
 
 
 def test_the_pair_forms_and_splits_users_about_half_each(tmp_path, cluster_log):
@@ -71,14 +74,13 @@ def test_master_killed_backup_detects_waits_failover_time_takes_over_and_locks(
         lost = wait_until(lambda: pair.backup_db.event_since("peer_lost", killed_at),
                           timeout=DETECTION_WINDOW + SLACK + 5, what="peer lost")  # fmt: skip
         detection = lost[0] - killed_at
-        assert detection <= DETECTION_WINDOW + SLACK, f"detected after {detection:.1f} s"
+        # The window after the master's last heartbeat, which came before the kill.
+        assert detection <= DETECTION_WINDOW + PRECISE, f"detected after {detection:.2f} s"
 
         started = wait_until(lambda: pair.backup_db.event_since("failover_started", killed_at),
                              timeout=failover_time + SLACK + 5, what="failover started")  # fmt: skip
         waited = started[0] - lost[0]
-        assert failover_time - HEARTBEAT <= waited <= failover_time + SLACK, (
-            f"waited {waited:.1f} s"
-        )
+        assert failover_time - 0.05 <= waited <= failover_time + PRECISE, f"waited {waited:.2f} s"
 
         finished = wait_until(lambda: pair.backup_db.event_since("failover_finished", killed_at),
                               timeout=10, what="failover finished")  # fmt: skip

@@ -7,10 +7,11 @@ does the I/O), as the application note describes a KIRK device:
 - ``attached``: its server accepted it (200) and told it the peer's address and
   the keep-alive interval; it keeps alive at that interval.
 - ``searching``: its server stopped answering (``missed`` keep-alives in a row,
-  or at once when the connection is refused): it tries the next server it knows,
-  in turn while none takes it. A device remembers every server address it was
-  configured with, attached to or told of (``known``), so after a promotion and a
-  restart of the promoted server it still finds it, not only the old master.
+  or at once when the connection is refused, and then it tries the other server at
+  once): it tries the next server it knows, in turn while none takes it. A device
+  remembers every server address it was configured with, attached to or told of
+  (``known``), so after a promotion and a restart of the promoted server it still
+  finds it, not only the old master.
 - ``redirected``: a server answered 409 (it does not serve devices now) and
   named the server that does; the device goes there, unless it just found that
   server unreachable (then it retries where it is: the survivor takes it once
@@ -37,6 +38,7 @@ from basestations.sim.client import Answer, AsyncClient, Unreachable
 PROBE_INTERVAL = 3.0
 PROBE_TIMEOUT = 1.0
 REFUSED_RETRY = 10.0  # seconds between keep-alives of a refused device
+SWITCH_AT_ONCE = 0.05  # at most this long before a device whose server refused it moves
 
 
 @dataclass
@@ -212,8 +214,13 @@ class SimDevice:
         if other:
             self.target = other
         self.missed = 0
+        # Its own server refused the connection (it is not running): the other one is
+        # tried at once, so the devices of a dead server are at the survivor, reporting
+        # it lost, before the survivor's detection window has run out. Searching, it
+        # tries the next one at the retry interval (two silent servers: no fast loop).
+        at_once = exc.refused and self.state == "attached" and other
         self._set("searching", "", f"{address} {exc.reason}")
-        return self._retry()
+        return self.rng.uniform(0.0, SWITCH_AT_ONCE) if at_once else self._retry()
 
     # --- I/O -----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from basestations import protocol, udp
 from basestations.sim import Answer, SimDevice, Simulation, Unreachable, keepalive_once
 from basestations.sim.client import AsyncClient
-from basestations.sim.device import REFUSED_RETRY
+from basestations.sim.device import REFUSED_RETRY, SWITCH_AT_ONCE
 from core import signing
 
 SECRET = "device-secret-for-tests"
@@ -51,9 +51,13 @@ def test_a_refused_connection_moves_the_device_to_the_peer_at_once():
     changes = []
     d = device(changes=changes)
     d.on_answer(A, accepted())
-    d.on_unreachable(Unreachable(A, "connection refused", refused=True))
+    delay = d.on_unreachable(Unreachable(A, "connection refused", refused=True))
     assert (d.state, d.target, d.server) == ("searching", B, "")
+    assert delay <= SWITCH_AT_ONCE  # not a retry interval later
     assert d.report()["peer_reachable"] is False  # seen from B, A is the other server
+    # B refuses too: searching, it waits the retry interval before A again.
+    assert d.on_unreachable(Unreachable(B, "connection refused", refused=True)) >= 0.4 * d.interval
+    assert d.target == A
     assert [c.state for c in changes] == ["attached", "searching"]
     assert "connection refused" in changes[-1].line()
 

@@ -88,6 +88,7 @@ from basestations.contacts import (
 from basestations.models import BaseStation, HandsetSighting, MediaResource
 from basestations.selectors import LINK_MODELS, keepalive_answer, keepalive_interval
 from core import signing
+from core.arrays import execute as arrays_execute
 from core.asgi import (
     Handler,
     body_read,
@@ -475,12 +476,12 @@ def _contacts_write(cursor: Any, meta: Any, rows: list[tuple[int, float, Any]], 
     keepalive = "last_keepalive_at = {at}, " if attached else ""
     if connection.vendor == "postgresql":
         ids, stamps, ats = (list(column) for column in zip(*rows, strict=True))
-        cursor.execute(
+        arrays_execute(
             f"UPDATE {table} AS link SET last_contact_at = v.at, "  # noqa: S608
             f"{keepalive.format(at='v.at')}last_stamp = v.stamp "
-            "FROM unnest(%s::integer[], %s::float8[], %s::timestamptz[]) "
+            "FROM unnest(%b::integer[], %b::float8[], %b::timestamptz[]) "
             f"AS v(id, stamp, at) WHERE link.{pk} = v.id AND link.last_stamp < v.stamp",
-            [ids, stamps, ats],
+            [ids, [float(stamp) for stamp in stamps], ats],
         )
         return
     cursor.executemany(

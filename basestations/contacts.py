@@ -26,6 +26,7 @@ from basestations.models import (
     MediaResourceLink,
 )
 from basestations.selectors import fresh_cutoff
+from core.arrays import execute as arrays_execute
 from core.services import refusals_forget
 
 logger = logging.getLogger(__name__)
@@ -120,23 +121,29 @@ def links_write(kind: str, rows: list[tuple[int, dict[str, Any]]]) -> set[int]:
     model = LINKS[kind]
     columns = list(_COLUMNS) + ([("channels_in_use", "integer")] if kind == "media" else [])
     arrays = [[pk for pk, _ in rows]] + [
-        [json.dumps(values[name]) if name == "servers" else values.get(name) for _, values in rows]
-        for name, _ in columns
-    ]
+        [json.dumps(values[name]) if name == "servers" else _bound(kind_, values.get(name))
+         for _, values in rows]
+        for name, kind_ in columns
+    ]  # fmt: skip
     sets = ", ".join(
         f"{name} = v.{name}::jsonb" if name == "servers" else f"{name} = v.{name}"
         for name, _ in columns
     )
-    casts = ", ".join(["%s::integer[]"] + [f"%s::{kind_}[]" for _, kind_ in columns])
+    casts = ", ".join(["%b::integer[]"] + [f"%b::{kind_}[]" for _, kind_ in columns])
     names = ", ".join(["id"] + [name for name, _ in columns])
     table, pk = model._meta.db_table, model._meta.pk.column
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS link SET {sets} FROM unnest({casts}) AS v({names}) "  # noqa: S608
-            f"WHERE link.{pk} = v.id AND link.last_stamp < v.last_stamp RETURNING link.{pk}",
-            arrays,
-        )
-        return {row[0] for row in cursor.fetchall()}
+    written = arrays_execute(
+        f"UPDATE {table} AS link SET {sets} FROM unnest({casts}) AS v({names}) "  # noqa: S608
+        f"WHERE link.{pk} = v.id AND link.last_stamp < v.last_stamp RETURNING link.{pk}",
+        arrays,
+        returning=True,
+    )
+    return {row[0] for row in written}  # type: ignore[union-attr]
+
+
+def _bound(kind: str, value: Any) -> Any:
+    """A value of a ``links_write`` array as bound in binary: one Python type per array."""
+    return float(value) if kind == "float8" and value is not None else value
 
 
 def links_create(kind: str, device_ids: list[int]) -> None:

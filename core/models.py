@@ -72,6 +72,14 @@ class NodeState(models.Model):
         state, _ = cls.objects.get_or_create(pk=1)
         return state
 
+    @classmethod
+    def load_light(cls) -> NodeState:
+        """The row without its large JSON fields (the peer's status, with every device the
+        peer holds, and the engine's state), read only if used: for readers that run
+        several times a second."""
+        state = cls.objects.defer("peer_status", "engine").filter(pk=1).first()
+        return state if state is not None else cls.load()
+
 
 class Event(models.Model):
     """An entry of the event log; each node keeps its own."""

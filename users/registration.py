@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from core.arrays import execute as arrays_execute
 from core.assignment import BOTH
 from core.counters import count, counters_flush, flush_due
 from core.health import health_stamp
@@ -94,7 +95,7 @@ def desired_accounts(
     known = known or {}
     close_old_connections()
     values = config_read()
-    state = NodeState.load()
+    state = NodeState.load_light()
     pbx = pbx_settings(values)
     accounts: dict[str, Credentials] = {}
     ids: dict[str, int] = {}
@@ -154,19 +155,17 @@ def _registrations_upsert(changes: dict[int, RegistrationStatus]) -> int:
         [_moment(s.at) or now for s in changes.values()],
         [_moment(s.expires_at) for s in changes.values()],
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (user_id, state, reason, changed_at, expires_at) "  # noqa: S608
-            f"SELECT v.id, v.state, v.reason, v.changed_at, v.expires_at "
-            f"FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[], "
-            f"%s::timestamptz[]) AS v(id, state, reason, changed_at, expires_at) "
-            f"JOIN {users} AS u ON u.id = v.id "
-            f"ON CONFLICT (user_id) DO UPDATE SET state = EXCLUDED.state, "
-            f"reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at, "
-            f"expires_at = EXCLUDED.expires_at",
-            arrays,
-        )
-        return cursor.rowcount
+    return arrays_execute(
+        f"INSERT INTO {table} (user_id, state, reason, changed_at, expires_at) "  # noqa: S608
+        f"SELECT v.id, v.state, v.reason, v.changed_at, v.expires_at "
+        f"FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::timestamptz[], "
+        f"%b::timestamptz[]) AS v(id, state, reason, changed_at, expires_at) "
+        f"JOIN {users} AS u ON u.id = v.id "
+        f"ON CONFLICT (user_id) DO UPDATE SET state = EXCLUDED.state, "
+        f"reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at, "
+        f"expires_at = EXCLUDED.expires_at",
+        arrays,
+    )
 
 
 def pbx_switch_record(*, pbx: PbxSettings | None, previous: PbxSettings | None) -> int:

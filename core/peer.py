@@ -152,7 +152,18 @@ def nonce_purge() -> int:
 
 def request_verify(request: HttpRequest, secret: str, *, me: str = "") -> signing.Opened:
     """Check the signature, age and direction of a Django request (peer or device), open a
-    sealed body; SignatureError."""
+    sealed body; SignatureError. A body shorter than its Content-Length (the sender gave
+    up waiting before it was read) is said to be that, not a wrong signature."""
+    try:
+        expected = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        expected = 0
+    if expected and len(request.body) < expected:
+        raise signing.SignatureError(
+            f"incomplete message: {len(request.body)} of {expected} bytes arrived (the sender "
+            "gave up before this server read it: is this server overloaded?)",
+            "incomplete",
+        )
     return signing.verify_request(
         secret=secret,
         method=request.method or "",

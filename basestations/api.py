@@ -69,8 +69,8 @@ it reuses the node's web port, the peer API's signing, and ordinary tools (curl)
 diagnosis. A datagram that is refused falls back to HTTP at once (a dead server is
 still noticed at once: HTTP is refused too), one that is not answered counts as a
 missed keep-alive; after either the device keeps to HTTP with that server for a minute
-(a firewall that drops datagrams costs one keep-alive a minute). Larger systems lengthen the interval the server gives
-(``settings.DEVICE_KEEPALIVE_INTERVAL``).
+(a firewall that drops datagrams costs one keep-alive a minute). Larger systems
+lengthen the interval the server gives (``settings.DEVICE_KEEPALIVE_INTERVAL``).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kws_admin.settings")
 
 from basestations.sim import Simulation  # noqa: E402
-from tests.system.infra import LineLog, pair_cluster, wait_until  # noqa: E402
+from tests.system.infra import TICKS, LineLog, cpu_seconds, pair_cluster, wait_until  # noqa: E402
 from users.pbx import Kamailio  # noqa: E402
 
 DEVICE_SECRET = "bench-device-secret-0123"
@@ -85,6 +85,29 @@ def attached(db) -> int:
                     "where last_keepalive_at > now() - interval '3 seconds'") or 0  # fmt: skip
 
 
+def cpu_parts(pair, pbx) -> dict[str, float]:
+    """CPU seconds so far of each part of the machine the failover shares: the backup's
+    processes, its Redis, PostgreSQL (every backend), Kamailio, and this process (the
+    simulated devices and the polling)."""
+    parts = {role: cpu_seconds(proc.pid) for role, proc in pair.backup.processes.items()}
+    parts["redis"] = cpu_seconds(pair.backup_db.redis.proc.pid)
+    if pbx is not None and pbx.process is not None:
+        parts["kamailio"] = cpu_seconds(pbx.process.pid)
+    parts["bench"] = time.process_time()
+    # The whole machine (every core: at most 100 × the cores), PostgreSQL's backends among
+    # it (they come and go, so they are not counted apart).
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # not idle, iowait
+    parts["machine"] = busy / TICKS
+    return parts
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    """Each part's share of one core (%) between two ``cpu_parts`` readings."""
+    return {part: round(100 * (after[part] - before.get(part, 0.0)) / seconds)
+            for part in after}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=4000)
@@ -96,8 +119,8 @@ def main() -> int:
     parser.add_argument(
         "--sip-rate",
         type=_sip_rate,
-        default=2000,
-        help="sip.rate for the run; auto keeps the product's default (the adaptive rate)",
+        default="auto",
+        help="sip.rate for the run; auto (the default) keeps the product's adaptive rate",
     )
     parser.add_argument(
         "--pbx-limit",
@@ -169,6 +192,7 @@ def main() -> int:
                                          f"{sim.attached_counts()})")  # fmt: skip
         time.sleep(2 * args.heartbeat)  # a steady state, not the tail of the join
 
+        cpu_before = cpu_parts(pair, pbx)
         killed_at = time.time()
         pair.master.kill()
         budget = args.window + args.failover_time + 300
@@ -181,10 +205,11 @@ def main() -> int:
         if pbx is not None:
             checks["registered"] = lambda: registered(pair.backup_db) == args.users
         if sim is not None:
-            checks["devices"] = lambda: (
+            # The devices' side (each keeps alive with the backup) and the backup's records.
+            checks["devices_answered"] = lambda: (
                 sim.attached_counts() == {backup_addr: args.basestations}
-                and attached(pair.backup_db) == args.basestations
             )
+            checks["devices"] = lambda: attached(pair.backup_db) == args.basestations
         reached: dict[str, float] = {}
         deadline = time.monotonic() + budget
         while len(reached) < len(checks):
@@ -196,9 +221,10 @@ def main() -> int:
             # 50 ms: the checks count thousands of rows in the backup's database, a load
             # on the node being measured (every 20 ms they took a tenth of a core).
             time.sleep(0.05)
+        cpu = cpu_share(cpu_before, cpu_parts(pair, pbx), time.time() - killed_at)
         handled_at = reached["handled"]
         registered_at = reached.get("registered")
-        devices_at = reached.get("devices")
+        devices_at = max(reached["devices"], reached["devices_answered"]) if sim else None
         finished = wait_until(lambda: pair.backup_db.event_since("failover_finished", killed_at),
                               timeout=30, what="failover finished")  # fmt: skip
         done_at = registered_at or max(handled_at, finished[0])
@@ -225,6 +251,9 @@ def main() -> int:
         "users_moved": moved,
         "basestations_moved": basestations_moved,
         "basestations_s": round(devices_at - killed_at, 3) if devices_at else None,
+        "basestations_answered_s": round(reached["devices_answered"] - killed_at, 3)
+        if devices_at
+        else None,
         "users": args.users,
         "failover_time_s": args.failover_time,
         "heartbeat_s": args.heartbeat,
@@ -233,6 +262,7 @@ def main() -> int:
         "sip_rate": args.sip_rate if pbx is not None else None,
         "pbx_limit": args.pbx_limit or None,
         "reregistration_event": reregistration,
+        "cpu_percent": cpu,
         **back,
     }
     print(json.dumps(result))
@@ -300,8 +330,16 @@ def returned(pair, pbx, bring_back, *, sample=None) -> dict:
         twice = max(twice, len(pair.registered_twice()))
         time.sleep(0.1)
     moved_back = sum(1 for pk, side in after.items() if side == "master" and before.get(pk) != side)
+    # Either server declaring the other lost after the master came back (a heartbeat late
+    # by more than the window while the pair re-forms under load): should be none.
+    lost_again = sum(
+        1
+        for db in (pair.master_db, pair.backup_db)
+        for created, _ in db.events("peer_lost")
+        if created.timestamp() > back_at
+    )
     return {"converged_s": round(converged_at - back_at, 3), "users_moved_back": moved_back,
-            "registered_twice_max": twice}  # fmt: skip
+            "registered_twice_max": twice, "peer_lost_after_return": lost_again}  # fmt: skip
 
 
 def served(pair, users: int) -> bool:

@@ -13,8 +13,12 @@ kills every process of the master with SIGKILL and measures, from the kill:
   with the PBX (default), registered with it by the backup (Kamailio's own
   location table shows every user's contact from the backup);
 - ``basestations_s``: until every simulated base station (``--basestations``)
-  keeps alive with the backup, as the backup's own records show;
-  ``basestations_moved`` is how many the backup then has attached.
+  keeps alive with the backup, as the devices see it (``basestations_answered_s``)
+  and as the backup's own records show; ``basestations_moved`` is how many the
+  backup then has attached;
+- ``cpu_percent``: each part's share of one core from the kill until all of the
+  above (the backup's processes, its Redis, Kamailio, this process with the simulated
+  devices, and the whole machine).
 
 Then the master returns (started again, or resumed) and, from then:
 
@@ -22,6 +26,8 @@ Then the master returns (started again, or resumed) and, from then:
   exactly its own users as registered (with the PBX);
 - ``users_moved_back``: how many users went back from the backup to the master
   (exactly the master's half, if nothing else moved).
+- ``peer_lost_after_return``: how often either server declared the other lost
+  meanwhile (goal: 0).
 
 ``--kill worker|beat|sip|web`` kills only that process of the master (its supervisor
 restarts it): ``reregistered_s`` is then the time from the kill until every user is

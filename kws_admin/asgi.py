@@ -10,8 +10,7 @@ process's memory. So are the device keep-alives that change nothing (nearly all 
 them): ``basestations.attached`` answers them from memory. Every other path (and every
 other keep-alive) is the Django application as before, run through a pool of
 ``settings.WEB_THREADS`` threads (a2wsgi), so the GUI, the peer API and the device
-keep-alives keep their synchronous code and their concurrency; the pair's heartbeats
-have ``settings.HEARTBEAT_THREADS`` of their own.
+keep-alives keep their synchronous code and their concurrency.
 """
 
 from __future__ import annotations
@@ -30,20 +29,11 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 from basestations import attached, protocol  # noqa: E402
 from messaging import server  # noqa: E402
 
-_wsgi = get_wsgi_application()
-_django = WSGIMiddleware(_wsgi, workers=settings.WEB_THREADS)
-# The heartbeats and the switchover of the pair run the same Django application on threads
-# of their own: measured in a failover's aftermath (the master back, its thousand base
-# stations and its users returning), they queued in the common pool for longer than the
-# sender waits (it had given up when its body was read: "wrong signature"), and each
-# server declared the other lost though both ran.
-_lifeline = WSGIMiddleware(_wsgi, workers=settings.HEARTBEAT_THREADS)
+_django = WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_THREADS)
 ROUTES = {
     **server.ROUTES,
     protocol.KEEPALIVE_PATH: attached.endpoint(_django),
     protocol.PROBE_PATH: attached.probe,
-    "/api/peer/heartbeat": _lifeline,
-    "/api/peer/switchover": _lifeline,
 }
 
 

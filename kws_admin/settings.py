@@ -327,9 +327,6 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Threads that run the Django application in the web process (kws_admin.asgi): the GUI,
 # the peer API and the device keep-alives; the XML-RPC API waits without one.
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
-# Threads of their own for the pair's heartbeats (kws_admin.asgi): a heartbeat never waits
-# behind GUI pages, snapshots or device keep-alives in the pool above.
-HEARTBEAT_THREADS = env_int("HEARTBEAT_THREADS", 2, minimum=1)
 # Where the web server answers device keep-alive datagrams (basestations.udp): its own
 # host:port (the cluster and docker-compose set it); empty: devices keep to HTTP.
 DEVICE_UDP = env_str("DEVICE_UDP", "")
